@@ -1,0 +1,130 @@
+/* The core: one event loop that owns every group and worker. It reads the
+ * config, spawns and reaps, drives each worker's state machine, captures
+ * output, and emits events. Front ends see it only through events, the
+ * snapshot and commands. */
+#ifndef DROVER_SUPERVISOR_H
+#define DROVER_SUPERVISOR_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "drover/config.h"
+#include "drover/event.h"
+#include "drover/fsm.h"
+#include "drover/logfile.h"
+#include "drover/loop.h"
+#include "drover/pidmap.h"
+#include "drover/ring.h"
+
+struct supervisor;
+struct group;
+
+/* One output pipe of a worker (stdout or stderr). */
+struct worker_stream {
+	struct loop_watch watch;
+	struct worker *worker;
+	const char *name;   /* "stdout" / "stderr" */
+	struct logfile log; /* log.fd < 0: no file (NONE) */
+	char partial[RING_LINE_MAX];
+	size_t plen;
+};
+
+struct worker {
+	struct supervisor *sup;
+	struct group *group;
+	int index; /* position in the group; process_num = numprocs_start + index */
+	struct worker_spec spec;
+	struct fsm fsm;
+	pid_t pid; /* 0 when there is no process */
+	int pidfd;
+	struct loop_timer timer;
+	double state_since; /* monotonic seconds */
+	double started_at;  /* monotonic seconds of the last spawn */
+	double started_wall;
+	unsigned spawns;
+	int last_status; /* wait status of the last exit, -1 = none yet */
+	char reason[160];
+	struct worker_stream out, err;
+	struct ring ring;
+	bool start_after_stop; /* restart: start again once STOPPED */
+	bool retire;           /* scaled away: free once STOPPED */
+};
+
+struct group {
+	char *name;
+	const struct program_config *prog;
+	struct worker **workers;
+	size_t nworkers;
+	size_t cap;
+};
+
+struct supervisor_options {
+	const char *config_path;
+	bool tail;            /* echo worker output (also [drover] tail) */
+	bool log_format_set;  /* --log-format given: overrides [drover] */
+	enum log_format log_format;
+};
+
+struct supervisor {
+	struct loop loop;
+	struct config cfg;
+	struct supervisor_options opts;
+	struct event_bus bus;
+	struct group **groups;
+	size_t ngroups;
+	struct pidmap pids;
+	pid_t self;
+	int devnull;
+	int lockfd;
+	int sigfd;
+	struct loop_watch sigwatch;
+	double started;   /* monotonic seconds */
+	bool shutting_down;
+	double shutdown_deadline;
+	int exit_code;
+	char shutdown_why[32];
+
+	/* headless stdout: events and tail lines, flushed once per loop turn */
+	struct event_sink stdout_sink;
+	char *outbuf;
+	size_t outlen, outcap;
+	struct event_sink file_sink; /* [supervisord] logfile */
+	struct logfile event_log;
+};
+
+/* Run drover in the foreground until shut down; returns the exit code. */
+int supervisor_main(const struct supervisor_options *opts);
+
+/* --- inside the core (worker.c, supervisor.c, orphans.c) --- */
+
+double supervisor_now(void); /* monotonic seconds */
+void supervisor_emit(struct supervisor *sup, struct event *e);
+/* Append raw text to the headless stdout buffer. */
+void supervisor_write_stdout(struct supervisor *sup, const char *s, size_t len);
+struct worker *supervisor_find_worker(struct supervisor *sup, const char *name);
+
+struct worker *worker_new(struct supervisor *sup, struct group *g, int index, char *err,
+			  size_t errlen);
+void worker_free(struct worker *w);
+/* Feed one event to the worker's state machine and carry out the actions. */
+void worker_event(struct worker *w, enum fsm_event ev);
+/* The process was reaped with this wait status. */
+void worker_reaped(struct worker *w, int wait_status);
+void worker_reopen_logs(struct worker *w);
+bool worker_alive(const struct worker *w);
+/* Send sig to the worker (its process group when `group`). 0 or -errno. */
+int worker_signal(struct worker *w, int sig, bool group);
+
+/* Orphans: processes reparented to drover (the subreaper). */
+enum pid_kind { PID_WORKER = 1, PID_ORPHAN };
+void orphans_scan(struct supervisor *sup, struct worker *fallback_owner);
+void orphans_reaped(struct supervisor *sup, pid_t pid);
+/* Kill the orphans that came from w (all orphans when w is NULL). */
+void orphans_kill(struct supervisor *sup, struct worker *w);
+size_t orphans_count(const struct supervisor *sup);
+void orphans_forget_owner(struct supervisor *sup, struct worker *w);
+/* drover's live children, workers and orphans (reads /proc). */
+size_t supervisor_children(struct supervisor *sup);
+
+#endif

@@ -1,0 +1,130 @@
+/* drover's command line: run the supervisor, or one of its subcommands. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "drover/check.h"
+#include "drover/supervisor.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: drover [-c FILE] [--headless] [--tail] [--log-format logfmt|json]\n"
+		   "       drover check [-c FILE]\n"
+		   "       drover --version\n"
+		   "\n"
+		   "Runs the programs of FILE (default ./supervisor.ini) and keeps them alive.\n"
+		   "Events go to stdout, one per line (logfmt, or JSON with --log-format json).\n"
+		   "  -c, --config FILE     the config (supervisord-compatible INI)\n"
+		   "  --headless            run in the foreground writing events (the default\n"
+		   "                        until the console exists)\n"
+		   "  --tail                also echo every worker's output, prefixed by its name\n"
+		   "  --log-format FORMAT   logfmt (default) or json\n"
+		   "\n"
+		   "  check                 validate the config and print every worker it makes\n");
+}
+
+/* Workers get fds 0-2 by dup2; if drover itself was started without them,
+ * pipes would land there and be clobbered. */
+static void ensure_std_fds(void)
+{
+	for (int fd = 0; fd < 3; fd++)
+		if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+			int n = open("/dev/null", O_RDWR);
+			if (n >= 0 && n != fd) {
+				dup2(n, fd);
+				close(n);
+			}
+		}
+}
+
+static int cmd_check(int argc, char **argv)
+{
+	const char *config = "supervisor.ini";
+	static const struct option longopts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'h':
+			fprintf(stdout, "usage: drover check [-c FILE]\n");
+			return 0;
+		default:
+			fprintf(stderr, "usage: drover check [-c FILE]\n");
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "drover check: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	return check_run(config, stdout, stderr);
+}
+
+int main(int argc, char **argv)
+{
+	ensure_std_fds();
+	if (argc > 1 && !strcmp(argv[1], "check"))
+		return cmd_check(argc - 1, argv + 1);
+
+	struct supervisor_options opts = {.config_path = "supervisor.ini"};
+	static const struct option longopts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"headless", no_argument, NULL, 'H'},
+		{"tail", no_argument, NULL, 't'},
+		{"log-format", required_argument, NULL, 'f'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	int c;
+	while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			opts.config_path = optarg;
+			break;
+		case 'H':
+			break; /* the only mode so far */
+		case 't':
+			opts.tail = true;
+			break;
+		case 'f':
+			opts.log_format_set = true;
+			if (!strcmp(optarg, "json")) {
+				opts.log_format = LOG_FORMAT_JSON;
+			} else if (!strcmp(optarg, "logfmt")) {
+				opts.log_format = LOG_FORMAT_LOGFMT;
+			} else {
+				fprintf(stderr,
+					"drover: --log-format '%s': expected logfmt or json\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 'V':
+			printf("drover %s\n", DROVER_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "drover: unknown command '%s' (try drover --help)\n", argv[optind]);
+		return 2;
+	}
+	return supervisor_main(&opts);
+}

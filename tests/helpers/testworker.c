@@ -1,0 +1,124 @@
+/* A worker with a misbehaviour to order, for drover's integration tests:
+ *   sleep                      sleep until killed
+ *   exit CODE [MS]             exit with CODE, after MS milliseconds
+ *   ignore-term                ignore SIGTERM (and SIGINT), sleep
+ *   children N [setsid]        fork N sleeping children (each in its own
+ *                              session with "setsid"), then sleep
+ *   report FILE                write signal mask, ignored set and open fds
+ *                              to FILE, then sleep
+ *   print N                    print N numbered lines to stdout, N to stderr,
+ *                              then sleep
+ *   burn                       spin on one core
+ *   alloc MB                   allocate and touch MB megabytes, sleep
+ *   pidfile FILE ...           write own pid to FILE first, then do the rest
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static void sleep_forever(void)
+{
+	for (;;)
+		pause();
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) < 0)
+		;
+}
+
+static void report(const char *file)
+{
+	FILE *out = fopen(file, "w");
+	if (!out)
+		exit(3);
+	FILE *st = fopen("/proc/self/status", "r");
+	char line[512];
+	while (st && fgets(line, sizeof(line), st))
+		if (!strncmp(line, "SigBlk:", 7) || !strncmp(line, "SigIgn:", 7))
+			fputs(line, out);
+	if (st)
+		fclose(st);
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	fputs("fds:", out);
+	while (d && (e = readdir(d)))
+		if (e->d_name[0] != '.' && atoi(e->d_name) != dirfd(d))
+			fprintf(out, " %s", e->d_name);
+	fputs("\n", out);
+	if (d)
+		closedir(d);
+	fclose(out);
+}
+
+int main(int argc, char **argv)
+{
+	int a = 1;
+	if (a + 1 < argc && !strcmp(argv[a], "pidfile")) {
+		FILE *f = fopen(argv[a + 1], "w");
+		if (f) {
+			fprintf(f, "%d\n", (int)getpid());
+			fclose(f);
+		}
+		a += 2;
+	}
+	if (a >= argc) {
+		fprintf(stderr, "usage: drover-testworker MODE ...\n");
+		return 2;
+	}
+	const char *mode = argv[a];
+	if (!strcmp(mode, "sleep")) {
+		sleep_forever();
+	} else if (!strcmp(mode, "exit") && a + 1 < argc) {
+		if (a + 2 < argc)
+			sleep_ms(atol(argv[a + 2]));
+		return atoi(argv[a + 1]);
+	} else if (!strcmp(mode, "ignore-term")) {
+		signal(SIGTERM, SIG_IGN);
+		signal(SIGINT, SIG_IGN);
+		sleep_forever();
+	} else if (!strcmp(mode, "children") && a + 1 < argc) {
+		int n = atoi(argv[a + 1]);
+		int own_session = a + 2 < argc && !strcmp(argv[a + 2], "setsid");
+		for (int i = 0; i < n; i++) {
+			pid_t pid = fork();
+			if (pid == 0) {
+				if (own_session)
+					setsid();
+				sleep_forever();
+			}
+			printf("child %d\n", (int)pid);
+		}
+		fflush(stdout);
+		sleep_forever();
+	} else if (!strcmp(mode, "report") && a + 1 < argc) {
+		report(argv[a + 1]);
+		sleep_forever();
+	} else if (!strcmp(mode, "print") && a + 1 < argc) {
+		int n = atoi(argv[a + 1]);
+		for (int i = 1; i <= n; i++) {
+			printf("out line %d\n", i);
+			fprintf(stderr, "err line %d\n", i);
+		}
+		fflush(stdout);
+		sleep_forever();
+	} else if (!strcmp(mode, "burn")) {
+		for (volatile unsigned long x = 0;; x++)
+			;
+	} else if (!strcmp(mode, "alloc") && a + 1 < argc) {
+		size_t bytes = (size_t)atol(argv[a + 1]) << 20;
+		char *p = malloc(bytes);
+		for (size_t i = 0; p && i < bytes; i += 4096)
+			p[i] = 1;
+		sleep_forever();
+	}
+	fprintf(stderr, "drover-testworker: bad mode '%s'\n", mode);
+	return 2;
+}

@@ -1,0 +1,213 @@
+/* Events, log rotation, the output ring, the loop's timers. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "drover/event.h"
+#include "drover/logfile.h"
+#include "drover/loop.h"
+#include "drover/ring.h"
+
+static struct event sample(void)
+{
+	struct event e;
+	event_init(&e, EVENT_INFO, "state");
+	e.ts_ms = 1795341600123LL; /* 2026-11-22T10:00:00.123Z */
+	event_str(&e, "worker", "web_00");
+	event_str(&e, "from", "STARTING");
+	event_str(&e, "to", "RUNNING");
+	event_int(&e, "pid", 4242);
+	return e;
+}
+
+static void test_logfmt(void **state)
+{
+	(void)state;
+	char buf[512];
+	struct event e = sample();
+	event_str(&e, "reason", "exit:1 \"bad\" x=y");
+	event_bool(&e, "expected", false);
+	event_num(&e, "uptime", 1.5);
+	event_format(&e, LOG_FORMAT_LOGFMT, buf, sizeof(buf));
+	assert_string_equal(buf, "ts=2026-11-22T10:00:00.123Z level=info event=state worker=web_00 "
+				 "from=STARTING to=RUNNING pid=4242 reason=\"exit:1 \\\"bad\\\" x=y\" "
+				 "expected=false uptime=1.5\n");
+}
+
+static void test_logfmt_empty_value_quoted(void **state)
+{
+	(void)state;
+	char buf[256];
+	struct event e;
+	event_init(&e, EVENT_WARN, "x");
+	e.ts_ms = 0;
+	event_str(&e, "a", "");
+	event_str(&e, "skipped", NULL);
+	event_format(&e, LOG_FORMAT_LOGFMT, buf, sizeof(buf));
+	assert_string_equal(buf, "ts=1970-01-01T00:00:00.000Z level=warn event=x a=\"\"\n");
+}
+
+static void test_json(void **state)
+{
+	(void)state;
+	char buf[512];
+	struct event e = sample();
+	event_str(&e, "line", "tab\there\nnl \x01");
+	event_format(&e, LOG_FORMAT_JSON, buf, sizeof(buf));
+	assert_string_equal(buf, "{\"ts\":\"2026-11-22T10:00:00.123Z\",\"level\":\"info\",\"event\":"
+				 "\"state\",\"worker\":\"web_00\",\"from\":\"STARTING\",\"to\":"
+				 "\"RUNNING\",\"pid\":4242,\"line\":\"tab\\there\\nnl \\u0001\"}\n");
+}
+
+static void test_truncation_keeps_newline(void **state)
+{
+	(void)state;
+	char buf[40];
+	struct event e = sample();
+	size_t n = event_format(&e, LOG_FORMAT_LOGFMT, buf, sizeof(buf));
+	assert_int_equal(n, strlen(buf));
+	assert_true(n < sizeof(buf));
+	assert_int_equal(buf[n - 1], '\n');
+}
+
+static char *tmpdir(void)
+{
+	char tmpl[] = "/tmp/drover-unit-XXXXXX";
+	char *d = mkdtemp(tmpl);
+	assert_non_null(d);
+	return strdup(d);
+}
+
+static long long file_size(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+static void test_rotation(void **state)
+{
+	(void)state;
+	char *dir = tmpdir();
+	char path[256], name[300];
+	snprintf(path, sizeof(path), "%s/w-stdout.log", dir);
+	struct logfile lf;
+	assert_int_equal(logfile_open(&lf, path, 100, 2), 0);
+	char chunk[60];
+	memset(chunk, 'x', sizeof(chunk));
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(logfile_write(&lf, chunk, sizeof(chunk)), 0);
+	logfile_close(&lf);
+	/* 5 writes of 60 into files of at most 100: live + .1 + .2, older dropped */
+	assert_int_equal(file_size(path), 60);
+	logfile_backup_name(path, 1, name, sizeof(name));
+	assert_int_equal(file_size(name), 60);
+	logfile_backup_name(path, 2, name, sizeof(name));
+	assert_int_equal(file_size(name), 60);
+	logfile_backup_name(path, 3, name, sizeof(name));
+	assert_int_equal(file_size(name), -1);
+	for (int i = 1; i <= 2; i++) {
+		logfile_backup_name(path, i, name, sizeof(name));
+		unlink(name);
+	}
+	unlink(path);
+	rmdir(dir);
+	free(dir);
+}
+
+static void test_rotation_without_backups_truncates(void **state)
+{
+	(void)state;
+	char *dir = tmpdir();
+	char path[256], name[300];
+	snprintf(path, sizeof(path), "%s/w.log", dir);
+	struct logfile lf;
+	assert_int_equal(logfile_open(&lf, path, 100, 0), 0);
+	char chunk[70];
+	memset(chunk, 'y', sizeof(chunk));
+	logfile_write(&lf, chunk, sizeof(chunk));
+	logfile_write(&lf, chunk, sizeof(chunk));
+	logfile_close(&lf);
+	assert_int_equal(file_size(path), 70);
+	logfile_backup_name(path, 1, name, sizeof(name));
+	assert_string_equal(name + strlen(path), ".1");
+	assert_int_equal(file_size(name), -1);
+	unlink(path);
+	rmdir(dir);
+	free(dir);
+}
+
+static void test_ring(void **state)
+{
+	(void)state;
+	struct ring r;
+	memset(&r, 0, sizeof(r));
+	assert_null(ring_get(&r, 0));
+	char line[32];
+	for (int i = 0; i < RING_LINES + 5; i++) {
+		int n = snprintf(line, sizeof(line), "line %d", i);
+		ring_push(&r, line, (size_t)n);
+	}
+	assert_int_equal(r.count, RING_LINES);
+	snprintf(line, sizeof(line), "line %d", RING_LINES + 4);
+	assert_string_equal(ring_get(&r, 0), line);
+	assert_string_equal(ring_get(&r, RING_LINES - 1), "line 5");
+	assert_null(ring_get(&r, RING_LINES));
+	ring_free(&r);
+}
+
+static int fired_order[8], nfired;
+
+static void on_timer(struct loop *loop, struct loop_timer *t)
+{
+	(void)loop;
+	fired_order[nfired++] = (int)(intptr_t)t->arg;
+}
+
+static void test_timers_fire_in_deadline_order(void **state)
+{
+	(void)state;
+	struct loop loop;
+	assert_int_equal(loop_init(&loop), 0);
+	struct loop_timer t[5];
+	uint64_t now = loop_now();
+	uint64_t offsets[5] = {5, 1, 4, 2, 3}; /* milliseconds */
+	for (int i = 0; i < 5; i++) {
+		memset(&t[i], 0, sizeof(t[i]));
+		t[i].cb = on_timer;
+		t[i].arg = (void *)(intptr_t)i;
+		loop_timer_arm(&loop, &t[i], now + offsets[i] * 1000000);
+	}
+	loop_timer_cancel(&loop, &t[2]); /* the 4 ms one */
+	assert_false(loop_timer_armed(&t[2]));
+	nfired = 0;
+	while (nfired < 4)
+		loop_turn(&loop);
+	assert_int_equal(fired_order[0], 1);
+	assert_int_equal(fired_order[1], 3);
+	assert_int_equal(fired_order[2], 4);
+	assert_int_equal(fired_order[3], 0);
+	loop_free(&loop);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_logfmt),
+		cmocka_unit_test(test_logfmt_empty_value_quoted),
+		cmocka_unit_test(test_json),
+		cmocka_unit_test(test_truncation_keeps_newline),
+		cmocka_unit_test(test_rotation),
+		cmocka_unit_test(test_rotation_without_backups_truncates),
+		cmocka_unit_test(test_ring),
+		cmocka_unit_test(test_timers_fire_in_deadline_order),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
