@@ -70,14 +70,16 @@ enum program_key {
 
 /* Log destination template of one stream. */
 struct logfile_config {
-	char *path;        /* template as written; "AUTO" (default) or "NONE" too */
+	char *path;         /* template as written; "AUTO" (default) or "NONE" too */
 	long long maxbytes; /* 0 = never rotate; default 50MB */
 	int backups;        /* default 10 */
 };
 
 struct program_config {
-	char *name;  /* program name, from [program:NAME] */
-	char *group; /* [group:x] that lists it, else the program name */
+	char *name;              /* program name, from [program:NAME] */
+	char *group;             /* [group:x] that lists it, else the program name */
+	char *here;              /* absolute directory of the file holding the section:
+	                            %(here)s, and the base of relative directory and log paths */
 	struct conf_loc section; /* the [program:NAME] header */
 	struct conf_loc loc[PK__COUNT];
 
@@ -93,18 +95,18 @@ struct program_config {
 	int numprocs_start; /* >= 0 */
 	int priority;       /* default 999 */
 	bool autostart;
-	double startsecs;   /* default 1; 0 = RUNNING at once */
-	int startretries;   /* default 3 */
+	double startsecs; /* default 1; 0 = RUNNING at once */
+	int startretries; /* default 3 */
 	enum autorestart autorestart;
 	unsigned char exitcodes[256 / 8]; /* bit set of expected exit codes; default {0} */
-	int stopsignal;     /* signal number; default SIGTERM */
-	double stopwaitsecs; /* default 10 */
+	int stopsignal;                   /* signal number; default SIGTERM */
+	double stopwaitsecs;              /* default 10 */
 	bool stopasgroup;
 	bool killasgroup; /* true whenever stopasgroup is */
 	bool redirect_stderr;
 	struct logfile_config stdout_log;
 	struct logfile_config stderr_log;
-	mode_t umask;     /* valid only if has_umask */
+	mode_t umask; /* valid only if has_umask */
 	bool has_umask;
 
 	/* fatal_after = N/Ws: N exits of a RUNNING worker within W seconds make
@@ -115,10 +117,21 @@ struct program_config {
 	double backoff_max;
 };
 
+/* A [group:x] section: programs that form one named group. */
+struct group_config {
+	char *name;
+	struct conf_loc section;      /* the [group:NAME] header */
+	struct conf_loc loc_programs; /* programs = ... */
+	struct conf_loc loc_priority; /* line 0 when not written */
+	int priority;                 /* default 999 */
+	char **programs;              /* member program names as listed, NULL-terminated */
+	size_t nprograms;
+};
+
 struct config {
-	char *path;     /* the main file as given */
-	char *here;     /* absolute directory of the main file (%(here)s) */
-	char **files;   /* every file read (main first, then includes), owned */
+	char *path;   /* the main file as given */
+	char *here;   /* absolute directory of the main file (%(here)s) */
+	char **files; /* every file read (main first, then includes), owned */
 	size_t nfiles;
 
 	/* [supervisord] keys that apply */
@@ -137,6 +150,8 @@ struct config {
 
 	struct program_config *programs; /* sorted by (priority, name) */
 	size_t nprograms;
+	struct group_config *groups; /* [group:x] sections, sorted by (priority, name) */
+	size_t ngroups;
 };
 
 /* Load FILE and its includes. On success returns 0 and fills *out; warnings
@@ -144,13 +159,13 @@ struct config {
  * returns -1, appends every error found to *errors and leaves *out zeroed.
  * Both message lists may be passed as NULL. */
 int config_load(const char *file, struct config *out, struct conf_msgs *warnings,
-		struct conf_msgs *errors);
+                struct conf_msgs *errors);
 
 /* Same as config_load, from text in memory: `name` is the file name used in
  * messages and %(here)s is the directory part of `name`. Includes are read
  * from disk relative to that directory. */
 int config_load_string(const char *name, const char *text, struct config *out,
-		       struct conf_msgs *warnings, struct conf_msgs *errors);
+                       struct conf_msgs *warnings, struct conf_msgs *errors);
 
 void config_free(struct config *cfg);
 
@@ -165,10 +180,11 @@ struct worker_spec {
 	int process_num;   /* numprocs_start + index */
 	char **argv;       /* split command, NULL-terminated */
 	char **env_add;    /* "K=V" entries to add, NULL-terminated: [supervisord]
-			      environment, then SUPERVISOR_ENABLED=1,
-			      SUPERVISOR_PROCESS_NAME, SUPERVISOR_GROUP_NAME, then
-			      the program's environment (later wins) */
-	char *directory;   /* NULL = inherit */
+	                      environment, then SUPERVISOR_ENABLED=1,
+	                      SUPERVISOR_PROCESS_NAME, SUPERVISOR_GROUP_NAME, then
+	                      the program's environment (later wins) */
+	char *directory;   /* NULL = inherit; absolute */
+	char *user;        /* NULL = no switch */
 	char *stdout_path; /* NULL = NONE; AUTO -> <state_dir>/logs/<name>-stdout.log */
 	char *stderr_path; /* NULL = NONE or redirect_stderr; AUTO -> ...-stderr.log */
 };
@@ -177,8 +193,8 @@ struct worker_spec {
  * index). When process_name was not written it is "%(program_name)s" for
  * numprocs == 1 and "%(program_name)s_%(process_num)02d" otherwise.
  * Returns 0, or -1 with one sentence in err ("file:line: ..."). */
-int program_expand(const struct config *cfg, const struct program_config *prog,
-		   int process_num, struct worker_spec *out, char *err, size_t errlen);
+int program_expand(const struct config *cfg, const struct program_config *prog, int process_num,
+                   struct worker_spec *out, char *err, size_t errlen);
 
 void worker_spec_free(struct worker_spec *spec);
 
@@ -186,19 +202,20 @@ void worker_spec_free(struct worker_spec *spec);
  * ignoring where they were written. With ignore_numprocs, numprocs is
  * ignored too (a change of numprocs alone can be applied by scaling). */
 bool program_config_equal(const struct program_config *a, const struct program_config *b,
-			  bool ignore_numprocs);
+                          bool ignore_numprocs);
 
 /* Message lists */
 void conf_msgs_add(struct conf_msgs *msgs, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 void conf_msgs_free(struct conf_msgs *msgs);
 
 /* Parsers for single values, shared with the command line and the control
- * plane. Each returns 0, or -1 with what was expected in `expected` (e.g.
- * "a positive integer"). */
+ * plane. Each returns 0, or -1 when `s` is not valid (the caller words what
+ * was expected). Bools take true/false, yes/no, on/off, 1/0 in any case;
+ * sizes take an optional KB, MB or GB suffix (powers of 1024). */
 int conf_parse_bool(const char *s, bool *out);
-int conf_parse_signal(const char *s, int *out); /* "TERM", "SIGTERM", "15" */
+int conf_parse_signal(const char *s, int *out);     /* "TERM", "SIGTERM", "15" */
 int conf_parse_size(const char *s, long long *out); /* "50MB", "1KB", "123" */
-const char *conf_signal_name(int sig); /* "TERM"; NULL if unknown */
+const char *conf_signal_name(int sig);              /* "TERM"; NULL if unknown */
 
 #endif
