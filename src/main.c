@@ -8,12 +8,14 @@
 #include <unistd.h>
 
 #include "drover/check.h"
+#include "drover/ctl.h"
 #include "drover/supervisor.h"
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: drover [-c FILE] [--headless] [--tail] [--log-format logfmt|json]\n"
 		   "       drover check [-c FILE]\n"
+		   "       drover ctl [-c FILE | -s SOCKET] [--json] COMMAND [TARGET] [ARG]\n"
 		   "       drover --version\n"
 		   "\n"
 		   "Runs the programs of FILE (default ./supervisor.ini) and keeps them alive.\n"
@@ -24,7 +26,8 @@ static void usage(FILE *f)
 		   "  --tail                also echo every worker's output, prefixed by its name\n"
 		   "  --log-format FORMAT   logfmt (default) or json\n"
 		   "\n"
-		   "  check                 validate the config and print every worker it makes\n");
+		   "  check                 validate the config and print every worker it makes\n"
+		   "  ctl                   steer a running drover (drover ctl --help)\n");
 }
 
 /* Workers get fds 0-2 by dup2; if drover itself was started without them,
@@ -76,6 +79,8 @@ int main(int argc, char **argv)
 	ensure_std_fds();
 	if (argc > 1 && !strcmp(argv[1], "check"))
 		return cmd_check(argc - 1, argv + 1);
+	if (argc > 1 && !strcmp(argv[1], "ctl"))
+		return ctl_main(argc - 1, argv + 1);
 
 	struct supervisor_options opts = {.config_path = "supervisor.ini"};
 	static const struct option longopts[] = {

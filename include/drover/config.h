@@ -145,6 +145,7 @@ struct config {
 
 	/* [drover] */
 	char *state_dir; /* absolute; default "<here>/.drover" */
+	char *socket;    /* absolute; NULL = <state_dir>/drover.sock */
 	enum log_format log_format;
 	bool tail;
 

@@ -37,6 +37,7 @@ struct worker {
 	struct worker_spec spec;
 	struct fsm fsm;
 	pid_t pid; /* 0 when there is no process */
+	pid_t session; /* the last process's session id (its pid): orphans keep it */
 	int pidfd;
 	struct loop_timer timer;
 	double state_since; /* monotonic seconds */
@@ -47,16 +48,21 @@ struct worker {
 	char reason[160];
 	struct worker_stream out, err;
 	struct ring ring;
+	struct worker_spec *next_spec; /* reload: the spec to run once STOPPED */
 	bool start_after_stop; /* restart: start again once STOPPED */
 	bool retire;           /* scaled away: free once STOPPED */
 };
 
+/* The pool made from one program: numprocs workers, resizable at run time. */
 struct group {
+	struct supervisor *sup;
 	char *name;
 	const struct program_config *prog;
-	struct worker **workers;
+	struct worker **workers; /* in index order */
 	size_t nworkers;
 	size_t cap;
+	int wanted;    /* workers asked for (numprocs, or the last scale) */
+	bool removing; /* gone from the config: freed once its workers are */
 };
 
 struct supervisor_options {
@@ -74,6 +80,9 @@ struct supervisor {
 	struct group **groups;
 	size_t ngroups;
 	struct pidmap pids;
+	struct config **retired_cfgs; /* replaced by reloads, still used by removed groups */
+	size_t nretired;
+	struct control_server *control;
 	pid_t self;
 	int devnull;
 	int lockfd;
@@ -112,9 +121,21 @@ void worker_event(struct worker *w, enum fsm_event ev);
 /* The process was reaped with this wait status. */
 void worker_reaped(struct worker *w, int wait_status);
 void worker_reopen_logs(struct worker *w);
+/* Run with a new spec: now if there is no process, else after a restart. */
+void worker_respec(struct worker *w, struct worker_spec *spec);
+void supervisor_reopen_logs(struct supervisor *sup);
 bool worker_alive(const struct worker *w);
 /* Send sig to the worker (its process group when `group`). 0 or -errno. */
 int worker_signal(struct worker *w, int sig, bool group);
+
+struct group *group_new(struct supervisor *sup, const struct program_config *prog);
+void group_free(struct group *g);
+/* Resize to n workers: indexes 0..n-1 run, higher ones stop and go. Returns
+ * 0 or -1 with a sentence in err. */
+int group_scale(struct group *g, int n, char *err, size_t errlen);
+/* Free workers (and groups) that were scaled or reloaded away and have
+ * stopped. Runs once per loop turn, never inside a worker's own event. */
+void supervisor_collect(struct supervisor *sup);
 
 /* Orphans: processes reparented to drover (the subreaper). */
 enum pid_kind { PID_WORKER = 1, PID_ORPHAN };

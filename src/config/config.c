@@ -277,6 +277,9 @@ static void load_drover(struct loader *ld, const struct raw_section *sec)
 			free(v);
 		} else if (strcmp(kv->key, "tail") == 0) {
 			parse_bool_kv(ld, sec, kv, &ctx, &cfg->tail);
+		} else if (strcmp(kv->key, "socket") == 0) {
+			free(cfg->socket);
+			cfg->socket = expand_path(ld, sec, kv, &ctx, "a socket path");
 		} else {
 			warn_key(ld, sec, kv, false);
 		}
@@ -628,6 +631,7 @@ void config_free(struct config *cfg)
 	free(cfg->environment);
 	free(cfg->identifier);
 	free(cfg->state_dir);
+	free(cfg->socket);
 	memset(cfg, 0, sizeof(*cfg));
 }
 

@@ -66,12 +66,25 @@ static struct worker *owner_from_environ(struct supervisor *sup, pid_t pid)
 	return NULL;
 }
 
+/* The worker whose session the process is in (it did not setsid). The
+ * worker itself may be reaped already, so match sessions, not live pids. */
+static struct worker *owner_from_session(struct supervisor *sup, pid_t pid)
+{
+	pid_t sid = session_of(pid);
+	if (sid <= 0)
+		return NULL;
+	for (size_t i = 0; i < sup->ngroups; i++)
+		for (size_t j = 0; j < sup->groups[i]->nworkers; j++)
+			if (sup->groups[i]->workers[j]->session == sid)
+				return sup->groups[i]->workers[j];
+	return NULL;
+}
+
 static struct worker *attribute(struct supervisor *sup, pid_t pid, struct worker *fallback)
 {
-	struct pidmap_entry *e = pidmap_get(&sup->pids, session_of(pid));
-	if (e && e->kind == PID_WORKER)
-		return e->ptr;
-	struct worker *w = owner_from_environ(sup, pid);
+	struct worker *w = owner_from_session(sup, pid);
+	if (!w)
+		w = owner_from_environ(sup, pid);
 	return w ? w : fallback;
 }
 

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "drover/control.h"
 #include "drover/spawn.h"
 
 #define SHUTDOWN_ORPHAN_GRACE 5.0 /* seconds to wait for leftovers to die */
@@ -129,7 +130,7 @@ static bool worker_settled(const struct worker *w)
 	return !worker_alive(w);
 }
 
-static void begin_shutdown(struct supervisor *sup, const char *why)
+void supervisor_shutdown(struct supervisor *sup, const char *why)
 {
 	if (sup->shutting_down)
 		return;
@@ -209,6 +210,7 @@ static void shutdown_poll_fired(struct loop *loop, struct loop_timer *t)
 static void before_sleep(struct loop *loop, void *arg)
 {
 	struct supervisor *sup = arg;
+	supervisor_collect(sup);
 	if (sup->shutting_down) {
 		shutdown_progress(sup);
 		/* orphans are not ours to wait for: look again shortly */
@@ -220,7 +222,7 @@ static void before_sleep(struct loop *loop, void *arg)
 
 /* ---- signals ---- */
 
-static void reopen_logs(struct supervisor *sup)
+void supervisor_reopen_logs(struct supervisor *sup)
 {
 	for (size_t i = 0; i < sup->ngroups; i++)
 		for (size_t j = 0; j < sup->groups[i]->nworkers; j++)
@@ -245,24 +247,21 @@ static void signal_readable(struct loop *loop, struct loop_watch *watch, uint32_
 			child = true;
 			break;
 		case SIGTERM:
-			begin_shutdown(sup, "signal:TERM");
+			supervisor_shutdown(sup, "signal:TERM");
 			break;
 		case SIGINT:
-			begin_shutdown(sup, "signal:INT");
+			supervisor_shutdown(sup, "signal:INT");
 			break;
 		case SIGQUIT:
-			begin_shutdown(sup, "signal:QUIT");
+			supervisor_shutdown(sup, "signal:QUIT");
 			break;
 		case SIGUSR2:
-			reopen_logs(sup);
+			supervisor_reopen_logs(sup);
 			break;
-		case SIGHUP: {
-			struct event e;
-			event_init(&e, EVENT_WARN, "reload");
-			event_str(&e, "error", "reload is not supported yet; restart drover");
-			supervisor_emit(sup, &e);
+		case SIGHUP:
+			if (!sup->shutting_down)
+				json_decref(supervisor_reload(sup));
 			break;
-		}
 		}
 	}
 	if (child)
@@ -358,40 +357,6 @@ static void raise_nofile(void)
 		spawn_set_child_nofile(old);
 }
 
-static struct group *group_new(struct supervisor *sup, const struct program_config *p)
-{
-	struct group *g = calloc(1, sizeof(*g));
-	if (!g)
-		return NULL;
-	g->name = strdup(p->name);
-	g->prog = p;
-	for (int i = 0; i < p->numprocs; i++) {
-		char err[256];
-		struct worker *w = worker_new(sup, g, i, err, sizeof(err));
-		if (!w) {
-			fprintf(stderr, "drover: %s\n", err);
-			continue;
-		}
-		if (g->nworkers == g->cap) {
-			g->cap = g->cap ? g->cap * 2 : 8;
-			g->workers = realloc(g->workers, g->cap * sizeof(*g->workers));
-			if (!g->workers)
-				abort();
-		}
-		g->workers[g->nworkers++] = w;
-	}
-	return g;
-}
-
-static void group_free(struct group *g)
-{
-	for (size_t i = 0; i < g->nworkers; i++)
-		worker_free(g->workers[i]);
-	free(g->workers);
-	free(g->name);
-	free(g);
-}
-
 static void emit_config_messages(struct supervisor *sup, struct conf_msgs *warnings)
 {
 	for (size_t i = 0; i < warnings->count; i++) {
@@ -412,6 +377,13 @@ static void cleanup(struct supervisor *sup)
 		if (sup->pids.slots[i].pid && sup->pids.slots[i].kind == PID_ORPHAN)
 			orphans_reaped(sup, sup->pids.slots[i].pid);
 	pidmap_free(&sup->pids);
+	for (size_t i = 0; i < sup->nretired; i++) {
+		config_free(sup->retired_cfgs[i]);
+		free(sup->retired_cfgs[i]);
+	}
+	free(sup->retired_cfgs);
+	if (sup->control)
+		control_server_stop(sup->control);
 	if (sup->sigfd >= 0)
 		close(sup->sigfd);
 	if (sup->devnull >= 0)
@@ -489,12 +461,25 @@ static int start_up(struct supervisor *sup, const struct supervisor_options *opt
 	}
 	sup->devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
+	char sock[4096], err[512];
+	if (cfg->socket)
+		snprintf(sock, sizeof(sock), "%s", cfg->socket);
+	else
+		snprintf(sock, sizeof(sock), "%s/drover.sock", cfg->state_dir);
+	sup->control = control_server_start(sup, sock, err, sizeof(err));
+	if (!sup->control) {
+		fprintf(stderr, "drover: %s\n", err);
+		conf_msgs_free(&warnings);
+		return -1;
+	}
+
 	struct event e;
 	event_init(&e, EVENT_INFO, "start");
 	event_str(&e, "version", DROVER_VERSION);
 	event_int(&e, "pid", getpid());
 	event_str(&e, "config", cfg->path);
 	event_str(&e, "state_dir", cfg->state_dir);
+	event_str(&e, "socket", sock);
 	event_str(&e, "identifier", cfg->identifier);
 	event_int(&e, "programs", (long long)cfg->nprograms);
 	supervisor_emit(sup, &e);

@@ -25,6 +25,52 @@ static int open_stream_log(struct worker_stream *s, const char *path,
 	return logfile_open(&s->log, path, lc->maxbytes, lc->backups);
 }
 
+static void open_logs(struct worker *w)
+{
+	const struct program_config *p = w->group->prog;
+	const char *paths[2] = {w->spec.stdout_path, w->spec.stderr_path};
+	struct worker_stream *streams[2] = {&w->out, &w->err};
+	const struct logfile_config *lcs[2] = {&p->stdout_log, &p->stderr_log};
+	for (int i = 0; i < 2; i++) {
+		int rc = open_stream_log(streams[i], paths[i], lcs[i]);
+		if (rc < 0) {
+			struct event e;
+			event_init(&e, EVENT_WARN, "log");
+			event_str(&e, "worker", w->spec.name);
+			event_str(&e, "path", paths[i]);
+			event_str(&e, "error", strerror(-rc));
+			supervisor_emit(w->sup, &e);
+		}
+	}
+}
+
+static void swap_spec(struct worker *w)
+{
+	worker_spec_free(&w->spec);
+	w->spec = *w->next_spec;
+	free(w->next_spec);
+	w->next_spec = NULL;
+	logfile_close(&w->out.log);
+	logfile_close(&w->err.log);
+	open_logs(w);
+}
+
+void worker_respec(struct worker *w, struct worker_spec *spec)
+{
+	if (w->next_spec) {
+		worker_spec_free(w->next_spec);
+		free(w->next_spec);
+	}
+	w->next_spec = spec;
+	if (!worker_alive(w)) {
+		swap_spec(w);
+		return;
+	}
+	w->start_after_stop = true;
+	if (w->fsm.state != WORKER_STOPPING)
+		worker_event(w, FSM_STOP);
+}
+
 static void timer_fired(struct loop *loop, struct loop_timer *t)
 {
 	(void)loop;
@@ -60,18 +106,7 @@ struct worker *worker_new(struct supervisor *sup, struct group *g, int index, ch
 	w->out.name = "stdout";
 	w->err.name = "stderr";
 	w->out.watch.fd = w->err.watch.fd = -1;
-	int rc = open_stream_log(&w->out, w->spec.stdout_path, &p->stdout_log);
-	if (rc == 0)
-		rc = open_stream_log(&w->err, w->spec.stderr_path, &p->stderr_log);
-	if (rc < 0) {
-		struct event e;
-		event_init(&e, EVENT_WARN, "log");
-		event_str(&e, "worker", w->spec.name);
-		event_str(&e, "error", strerror(-rc));
-		event_str(&e, "path", rc < 0 && w->out.log.fd < 0 ? w->spec.stdout_path
-								  : w->spec.stderr_path);
-		supervisor_emit(sup, &e);
-	}
+	open_logs(w);
 	return w;
 }
 
@@ -99,6 +134,10 @@ void worker_free(struct worker *w)
 	logfile_close(&w->err.log);
 	ring_free(&w->ring);
 	worker_spec_free(&w->spec);
+	if (w->next_spec) {
+		worker_spec_free(w->next_spec);
+		free(w->next_spec);
+	}
 	free(w);
 }
 
@@ -261,7 +300,7 @@ static bool do_spawn(struct worker *w, struct spawn_result *res)
 		.argv = w->spec.argv,
 		.env_add = w->spec.env_add,
 		.directory = w->spec.directory,
-		.user = p->user,
+		.user = w->spec.user,
 		.has_umask = p->has_umask,
 		.umask = p->umask,
 		.stdin_fd = w->sup->devnull,
@@ -275,6 +314,7 @@ static bool do_spawn(struct worker *w, struct spawn_result *res)
 	if (rc < 0)
 		return false;
 	w->pid = res->pid;
+	w->session = res->pid;
 	w->pidfd = res->pidfd;
 	w->started_at = supervisor_now();
 	w->started_wall = (double)time(NULL);
@@ -336,6 +376,8 @@ static void apply(struct worker *w, const struct fsm_output *o)
 	}
 	if (o->changed && w->fsm.state == WORKER_STOPPED) {
 		orphans_kill(sup, w);
+		if (w->next_spec)
+			swap_spec(w);
 		if (w->start_after_stop && !sup->shutting_down) {
 			w->start_after_stop = false;
 			worker_event(w, FSM_START);

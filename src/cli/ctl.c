@@ -1,0 +1,274 @@
+/* drover ctl: send one command to a running drover and show the reply. */
+#include "drover/ctl.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "drover/command.h"
+#include "drover/config.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: drover ctl [-c FILE | -s SOCKET] [--json] COMMAND [TARGET] [ARG]\n\n");
+	for (size_t i = 0; i < CMD__COUNT; i++)
+		fprintf(f, "  %-22s %s\n", command_table[i].usage, command_table[i].help);
+	fprintf(f, "\nTARGET: all, a group, a worker (squarer_03), or GROUP:NAME / GROUP:*\n");
+}
+
+void ctl_socket_path(const char *config_path, char *out, unsigned long outlen)
+{
+	struct config cfg;
+	if (config_load(config_path, &cfg, NULL, NULL) == 0) {
+		if (cfg.socket)
+			snprintf(out, outlen, "%s", cfg.socket);
+		else
+			snprintf(out, outlen, "%s/drover.sock", cfg.state_dir);
+		config_free(&cfg);
+		return;
+	}
+	char *copy = strdup(config_path);
+	snprintf(out, outlen, "%s/.drover/drover.sock", copy ? dirname(copy) : ".");
+	free(copy);
+}
+
+static int connect_to(const char *path)
+{
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof(addr.sun_path)) {
+		fprintf(stderr, "drover ctl: socket path too long: %s\n", path);
+		return -1;
+	}
+	memcpy(addr.sun_path, path, strlen(path) + 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		fprintf(stderr, "drover ctl: no drover is running on %s (%s)\n", path,
+			strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int send_all(int fd, const char *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* One reply line, grown as needed. NULL at EOF. */
+static char *read_line(FILE *in)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n = getline(&line, &cap, in);
+	if (n <= 0) {
+		free(line);
+		return NULL;
+	}
+	return line;
+}
+
+static void format_duration(double secs, char *buf, size_t len)
+{
+	long s = (long)secs;
+	if (s >= 86400)
+		snprintf(buf, len, "%ldd %02ld:%02ld:%02ld", s / 86400, s % 86400 / 3600,
+			 s % 3600 / 60, s % 60);
+	else
+		snprintf(buf, len, "%ld:%02ld:%02ld", s / 3600, s % 3600 / 60, s % 60);
+}
+
+static void print_status(json_t *reply)
+{
+	json_t *workers = json_object_get(reply, "workers"), *w;
+	size_t i, width = 4;
+	json_array_foreach(workers, i, w)
+	{
+		size_t n = strlen(json_string_value(json_object_get(w, "name")));
+		width = n > width ? n : width;
+	}
+	printf("%-*s  %-8s  %7s  %10s  %8s  %s\n", (int)width, "NAME", "STATE", "PID", "UPTIME",
+	       "RESTARTS", "INFO");
+	json_array_foreach(workers, i, w)
+	{
+		char pid[16] = "-", uptime[32] = "-";
+		json_t *jpid = json_object_get(w, "pid");
+		if (json_is_integer(jpid)) {
+			snprintf(pid, sizeof(pid), "%" JSON_INTEGER_FORMAT, json_integer_value(jpid));
+			format_duration(json_number_value(json_object_get(w, "uptime")), uptime,
+					sizeof(uptime));
+		}
+		const char *reason = json_string_value(json_object_get(w, "reason"));
+		const char *last = json_string_value(json_object_get(w, "last_exit"));
+		printf("%-*s  %-8s  %7s  %10s  %8" JSON_INTEGER_FORMAT "  %s\n", (int)width,
+		       json_string_value(json_object_get(w, "name")),
+		       json_string_value(json_object_get(w, "state")), pid, uptime,
+		       json_integer_value(json_object_get(w, "restarts")),
+		       reason ? reason : last ? last : "");
+	}
+}
+
+static void print_reply(const struct command *cmd, json_t *reply)
+{
+	json_t *v;
+	size_t i;
+	switch (cmd->spec->id) {
+	case CMD_STATUS:
+		print_status(reply);
+		break;
+	case CMD_LOG:
+		json_array_foreach(json_object_get(reply, "lines"), i, v)
+			printf("%s\n", json_string_value(v));
+		break;
+	default:
+		v = json_object_get(reply, "message");
+		if (json_is_string(v))
+			printf("%s\n", json_string_value(v));
+		json_array_foreach(json_object_get(reply, "skipped"), i, v)
+			printf("  %s: %s (%s)\n", json_string_value(json_object_get(v, "worker")),
+			       json_string_value(json_object_get(v, "why")),
+			       json_string_value(json_object_get(v, "state")));
+	}
+}
+
+/* After `events`: copy every line to stdout until drover hangs up. */
+static int stream_events(FILE *in)
+{
+	char *line;
+	while ((line = read_line(in))) {
+		fputs(line, stdout);
+		fflush(stdout);
+		free(line);
+	}
+	return 0;
+}
+
+int ctl_main(int argc, char **argv)
+{
+	const char *config = "supervisor.ini", *socket_path = NULL;
+	bool raw = false;
+	static const struct option longopts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"socket", required_argument, NULL, 's'},
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	int c;
+	optind = 1;
+	/* '+': options end at the command, so "kill w -9"-style args pass through */
+	while ((c = getopt_long(argc, argv, "+c:s:jh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config = optarg;
+			break;
+		case 's':
+			socket_path = optarg;
+			break;
+		case 'j':
+			raw = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	int nargs = argc - optind;
+	if (nargs < 1 || nargs > 3) {
+		usage(stderr);
+		return 2;
+	}
+	const char *name = argv[optind];
+	const char *target = nargs > 1 ? argv[optind + 1] : NULL;
+	const char *arg = nargs > 2 ? argv[optind + 2] : NULL;
+	/* "scale GROUP N" and "kill TARGET SIG" read naturally; "log W N" too */
+	struct command cmd;
+	char err[512];
+	if (command_parse(name, target, arg, &cmd, err, sizeof(err)) < 0) {
+		fprintf(stderr, "drover ctl: %s\n", err);
+		return 2;
+	}
+
+	char path[4096];
+	if (socket_path)
+		snprintf(path, sizeof(path), "%s", socket_path);
+	else
+		ctl_socket_path(config, path, sizeof(path));
+	int fd = connect_to(path);
+	if (fd < 0)
+		return 1;
+
+	json_t *req = json_pack("{s:s}", "cmd", name);
+	if (target)
+		json_object_set_new(req, "target", json_string(target));
+	if (arg)
+		json_object_set_new(req, "arg", json_string(arg));
+	char *text = json_dumps(req, JSON_COMPACT);
+	json_decref(req);
+	size_t len = strlen(text);
+	text[len] = '\n';
+	int rc = send_all(fd, text, len + 1);
+	free(text);
+	FILE *in = fdopen(fd, "r");
+	if (rc < 0 || !in) {
+		fprintf(stderr, "drover ctl: %s: %s\n", path, strerror(errno));
+		if (in)
+			fclose(in);
+		else
+			close(fd);
+		return 1;
+	}
+	char *line = read_line(in);
+	if (!line) {
+		fprintf(stderr, "drover ctl: drover closed the connection without a reply\n");
+		fclose(in);
+		return 1;
+	}
+	json_error_t jerr;
+	json_t *reply = json_loads(line, 0, &jerr);
+	int status = 1;
+	if (!reply) {
+		fprintf(stderr, "drover ctl: unreadable reply: %s\n", jerr.text);
+	} else if (!json_is_true(json_object_get(reply, "ok"))) {
+		if (raw)
+			fputs(line, stdout);
+		fprintf(stderr, "drover ctl: %s\n",
+			json_string_value(json_object_get(reply, "error")) ?: "failed");
+		json_t *v;
+		size_t i;
+		json_array_foreach(json_object_get(reply, "errors"), i, v)
+			fprintf(stderr, "  %s\n", json_string_value(v));
+	} else {
+		status = 0;
+		if (raw)
+			fputs(line, stdout);
+		else
+			print_reply(&cmd, reply);
+		if (cmd.spec->id == CMD_EVENTS)
+			status = stream_events(in);
+	}
+	json_decref(reply);
+	free(line);
+	fclose(in);
+	return status;
+}

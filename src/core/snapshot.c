@@ -1,0 +1,124 @@
+#include "drover/snapshot.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "drover/supervisor.h"
+
+static char *dup_or_null(const char *s)
+{
+	return s && *s ? strdup(s) : NULL;
+}
+
+void snapshot_build(struct supervisor *sup, struct snapshot *out)
+{
+	memset(out, 0, sizeof(*out));
+	double now = supervisor_now();
+	out->version = strdup(DROVER_VERSION);
+	out->pid = getpid();
+	out->config = strdup(sup->cfg.path);
+	out->state_dir = strdup(sup->cfg.state_dir);
+	out->uptime = now - sup->started;
+	out->shutting_down = sup->shutting_down;
+
+	size_t nworkers = 0;
+	for (size_t i = 0; i < sup->ngroups; i++)
+		nworkers += sup->groups[i]->nworkers;
+	out->groups = calloc(sup->ngroups ? sup->ngroups : 1, sizeof(*out->groups));
+	out->workers = calloc(nworkers ? nworkers : 1, sizeof(*out->workers));
+	if (!out->groups || !out->workers)
+		abort(); /* a front end without a picture is worse than a restart */
+
+	for (size_t i = 0; i < sup->ngroups; i++) {
+		const struct group *g = sup->groups[i];
+		struct snapshot_group *sg = &out->groups[out->ngroups++];
+		sg->name = strdup(g->name);
+		sg->priority = g->prog->priority;
+		sg->wanted = g->wanted;
+		for (size_t j = 0; j < g->nworkers; j++) {
+			const struct worker *w = g->workers[j];
+			struct snapshot_worker *sw = &out->workers[out->nworkers++];
+			sw->name = strdup(w->spec.name);
+			sw->group = strdup(g->name);
+			sw->pid = w->pid;
+			sw->state = w->fsm.state;
+			sw->since = now - w->state_since;
+			sw->uptime = w->pid > 0 ? now - w->started_at : 0;
+			sw->restarts = w->spawns > 1 ? w->spawns - 1 : 0;
+			if (w->last_status >= 0) {
+				char status[32];
+				fsm_describe_status(w->last_status, status, sizeof(status));
+				sw->last_exit = strdup(status);
+			}
+			sw->reason = dup_or_null(w->reason);
+			sg->counts[w->fsm.state]++;
+			if (w->pid > 0)
+				sg->actual++;
+		}
+	}
+}
+
+void snapshot_free(struct snapshot *snap)
+{
+	for (int i = 0; i < snap->ngroups; i++)
+		free(snap->groups[i].name);
+	for (int i = 0; i < snap->nworkers; i++) {
+		struct snapshot_worker *w = &snap->workers[i];
+		free(w->name);
+		free(w->group);
+		free(w->last_exit);
+		free(w->reason);
+	}
+	free(snap->groups);
+	free(snap->workers);
+	free(snap->version);
+	free(snap->config);
+	free(snap->state_dir);
+	memset(snap, 0, sizeof(*snap));
+}
+
+static json_t *worker_json(const struct snapshot_worker *w)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "name", json_string(w->name));
+	json_object_set_new(o, "group", json_string(w->group));
+	json_object_set_new(o, "state", json_string(fsm_state_name(w->state)));
+	json_object_set_new(o, "pid", w->pid > 0 ? json_integer(w->pid) : json_null());
+	json_object_set_new(o, "since", json_real(w->since));
+	json_object_set_new(o, "uptime", json_real(w->uptime));
+	json_object_set_new(o, "restarts", json_integer(w->restarts));
+	json_object_set_new(o, "last_exit", w->last_exit ? json_string(w->last_exit) : json_null());
+	json_object_set_new(o, "reason", w->reason ? json_string(w->reason) : json_null());
+	return o;
+}
+
+json_t *snapshot_to_json(const struct snapshot *snap)
+{
+	json_t *root = json_object(), *groups = json_array(), *workers = json_array();
+	json_object_set_new(root, "version", json_string(snap->version));
+	json_object_set_new(root, "pid", json_integer(snap->pid));
+	json_object_set_new(root, "config", json_string(snap->config));
+	json_object_set_new(root, "state_dir", json_string(snap->state_dir));
+	json_object_set_new(root, "uptime", json_real(snap->uptime));
+	json_object_set_new(root, "shutting_down", json_boolean(snap->shutting_down));
+	for (int i = 0; i < snap->ngroups; i++) {
+		const struct snapshot_group *g = &snap->groups[i];
+		json_t *o = json_object(), *counts = json_object();
+		json_object_set_new(o, "name", json_string(g->name));
+		json_object_set_new(o, "priority", json_integer(g->priority));
+		json_object_set_new(o, "wanted", json_integer(g->wanted));
+		json_object_set_new(o, "actual", json_integer(g->actual));
+		for (int s = 0; s < WORKER__COUNT; s++)
+			if (g->counts[s])
+				json_object_set_new(counts, fsm_state_name((enum worker_state)s),
+						    json_integer(g->counts[s]));
+		json_object_set_new(o, "states", counts);
+		json_array_append_new(groups, o);
+	}
+	for (int i = 0; i < snap->nworkers; i++)
+		json_array_append_new(workers, worker_json(&snap->workers[i]));
+	json_object_set_new(root, "groups", groups);
+	json_object_set_new(root, "workers", workers);
+	return root;
+}
