@@ -61,8 +61,10 @@ void snapshot_build(struct supervisor *sup, struct snapshot *out)
 
 void snapshot_free(struct snapshot *snap)
 {
-	for (int i = 0; i < snap->ngroups; i++)
+	for (int i = 0; i < snap->ngroups; i++) {
 		free(snap->groups[i].name);
+		free(snap->groups[i].busiest);
+	}
 	for (int i = 0; i < snap->nworkers; i++) {
 		struct snapshot_worker *w = &snap->workers[i];
 		free(w->name);
@@ -90,6 +92,26 @@ static json_t *worker_json(const struct snapshot_worker *w)
 	json_object_set_new(o, "restarts", json_integer(w->restarts));
 	json_object_set_new(o, "last_exit", w->last_exit ? json_string(w->last_exit) : json_null());
 	json_object_set_new(o, "reason", w->reason ? json_string(w->reason) : json_null());
+	if (w->has_metrics && w->pid > 0) {
+		char ks[2] = {w->kstate, 0};
+		json_object_set_new(o, "kstate", json_string(ks));
+		json_object_set_new(o, "cpu", w->cpu >= 0 ? json_real(w->cpu) : json_null());
+		json_object_set_new(o, "cpu_self",
+				    w->cpu_self >= 0 ? json_real(w->cpu_self) : json_null());
+		json_object_set_new(o, "rss", json_integer((json_int_t)w->rss));
+		json_object_set_new(o, "rss_self", json_integer((json_int_t)w->rss_self));
+		json_object_set_new(o, "mem_pct", json_real(w->mem_pct));
+		json_object_set_new(o, "threads", json_integer(w->threads));
+		json_object_set_new(o, "procs", json_integer(w->procs));
+		json_object_set_new(o, "start_time", json_real(w->start_time));
+	} else {
+		const char *keys[] = {"kstate", "cpu", "cpu_self", "rss", "rss_self",
+				      "mem_pct", "threads", "procs", "start_time"};
+		for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+			json_object_set_new(o, keys[k], json_null());
+	}
+	json_object_set_new(o, "tasks_done", json_integer(w->tasks_done));
+	json_object_set_new(o, "tasks_inflight", json_integer(w->tasks_inflight));
 	return o;
 }
 
@@ -102,6 +124,15 @@ json_t *snapshot_to_json(const struct snapshot *snap)
 	json_object_set_new(root, "state_dir", json_string(snap->state_dir));
 	json_object_set_new(root, "uptime", json_real(snap->uptime));
 	json_object_set_new(root, "shutting_down", json_boolean(snap->shutting_down));
+	const struct snapshot_system *sys = &snap->system;
+	if (sys->has_metrics)
+		json_object_set_new(root, "system",
+				    json_pack("{s:[f,f,f], s:f, s:I, s:I, s:i}", "load", sys->load[0],
+					      sys->load[1], sys->load[2], "cpu", sys->cpu,
+					      "mem_used", (json_int_t)sys->mem_used, "mem_total",
+					      (json_int_t)sys->mem_total, "ncpu", sys->ncpu));
+	else
+		json_object_set_new(root, "system", json_null());
 	for (int i = 0; i < snap->ngroups; i++) {
 		const struct snapshot_group *g = &snap->groups[i];
 		json_t *o = json_object(), *counts = json_object();
@@ -114,6 +145,19 @@ json_t *snapshot_to_json(const struct snapshot *snap)
 				json_object_set_new(counts, fsm_state_name((enum worker_state)s),
 						    json_integer(g->counts[s]));
 		json_object_set_new(o, "states", counts);
+		json_object_set_new(o, "cpu", json_real(g->cpu));
+		json_object_set_new(o, "rss", json_integer((json_int_t)g->rss));
+		json_object_set_new(o, "busiest", g->busiest ? json_string(g->busiest) : json_null());
+		if (g->has_queue)
+			json_object_set_new(
+				o, "queue",
+				json_pack("{s:I, s:I, s:I, s:I, s:I, s:f, s:f}", "pending",
+					  (json_int_t)g->pending, "running", (json_int_t)g->running,
+					  "done", (json_int_t)g->done, "failed",
+					  (json_int_t)g->failed, "dead", (json_int_t)g->dead, "rate",
+					  g->rate, "latency", g->latency));
+		else
+			json_object_set_new(o, "queue", json_null());
 		json_array_append_new(groups, o);
 	}
 	for (int i = 0; i < snap->nworkers; i++)
