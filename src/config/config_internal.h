@@ -11,21 +11,22 @@
 #include "drover/config.h"
 
 /* Growable string. Allocation failure aborts: config is start-up code. */
-struct sbuf {
+struct cfg_buf {
 	char *s;
 	size_t len;
 	size_t cap;
 };
 
-void sbuf_addn(struct sbuf *b, const char *s, size_t n);
-void sbuf_add(struct sbuf *b, const char *s);
-void sbuf_addc(struct sbuf *b, char c);
-void sbuf_addf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void sbuf_vaddf(struct sbuf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+void cfg_buf_addn(struct cfg_buf *b, const char *s, size_t n);
+void cfg_buf_add(struct cfg_buf *b, const char *s);
+void cfg_buf_addc(struct cfg_buf *b, char c);
+void cfg_buf_addf(struct cfg_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cfg_buf_vaddf(struct cfg_buf *b, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 /* Append s in double quotes, escaping ", \ and control characters. */
-void sbuf_add_quoted(struct sbuf *b, const char *s);
+void cfg_buf_add_quoted(struct cfg_buf *b, const char *s);
 /* Hand over the string (never NULL) and reset the buffer. */
-char *sbuf_take(struct sbuf *b);
+char *cfg_buf_take(struct cfg_buf *b);
 
 void *cfg_xmalloc(size_t n);
 void *cfg_xrealloc(void *p, size_t n);
@@ -76,14 +77,58 @@ struct loader {
 
 /* Read one file (path as given) or text (name used in messages) into raw
  * sections. Errors go to ld->errors. */
-void reader_read_file(struct loader *ld, const char *path, bool included);
-void reader_read_text(struct loader *ld, const char *name, const char *text, size_t len,
-                      bool included);
+void cfg_read_file(struct loader *ld, const char *path, bool included);
+void cfg_read_text(struct loader *ld, const char *name, const char *text, size_t len,
+                   bool included);
 /* Process the [include] section of the main file, if any. */
-void reader_includes(struct loader *ld);
-void reader_free(struct loader *ld);
+void cfg_read_includes(struct loader *ld);
+void cfg_reader_free(struct loader *ld);
 
-const char *raw_get(const struct raw_section *sec, const char *key, int *line);
+const char *cfg_raw_get(const struct raw_section *sec, const char *key, int *line);
+
+/* --- one key of a raw section (keys.c) ----------------------------------- */
+
+struct interp_ctx;
+
+bool cfg_in_list(const char *const *list, const char *s);
+/* supervisord's process_or_group_name(): names end up in "group:name"
+ * addresses and in log file names, so no spaces, ':' or '/'. */
+bool cfg_valid_name(const char *name);
+const struct raw_kv *cfg_find_kv(const struct raw_section *sec, const char *key);
+/* An error "file:line: key = "value": " followed by the formatted message. */
+void cfg_kv_error(struct loader *ld, const struct raw_section *sec, const struct raw_kv *kv,
+                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* A warning for a key drover ignores: known to supervisord, or unknown. */
+void cfg_kv_warn(struct loader *ld, const struct raw_section *sec, const struct raw_kv *kv,
+                 bool known);
+/* Each of these expands the value with ctx, parses it and reports a bad
+ * value through cfg_kv_error. The char * ones return NULL after reporting;
+ * cfg_kv_path makes the result absolute against the section's directory. */
+char *cfg_kv_expand(struct loader *ld, const struct raw_section *sec, const struct raw_kv *kv,
+                    const struct interp_ctx *ctx);
+char *cfg_kv_path(struct loader *ld, const struct raw_section *sec, const struct raw_kv *kv,
+                  const struct interp_ctx *ctx, const char *what);
+int cfg_kv_int(struct loader *ld, const struct raw_section *sec, const struct raw_kv *kv,
+               const struct interp_ctx *ctx, long long min, long long max, const char *expected,
+               int *out);
+int cfg_kv_bool(struct loader *ld, const struct raw_section *sec, const struct raw_kv *kv,
+                const struct interp_ctx *ctx, bool *out);
+int cfg_kv_seconds(struct loader *ld, const struct raw_section *sec, const struct raw_kv *kv,
+                   const struct interp_ctx *ctx, double *out);
+void cfg_kv_umask(struct loader *ld, const struct raw_section *sec, const struct raw_kv *kv,
+                  const struct interp_ctx *ctx, mode_t *out, bool *has);
+char *cfg_kv_env(struct loader *ld, const struct raw_section *sec, const struct raw_kv *kv,
+                 const struct interp_ctx *ctx);
+
+/* --- programs (program.c) and cross-worker checks (validate.c) ------------ */
+
+/* Fill *p from a [program:NAME] section whose group is `group`. */
+void cfg_program_load(struct loader *ld, const struct raw_section *sec, const char *name,
+                      const char *group, struct program_config *p);
+void cfg_program_free(struct program_config *p);
+/* Expand every worker of every program once; bad[i] marks programs whose
+ * errors were already reported. */
+void cfg_validate_workers(struct loader *ld, const bool *bad);
 
 /* --- value parsers: 0 on success, -1 when not valid ------------------------ */
 
@@ -102,19 +147,19 @@ const char *raw_get(const struct raw_section *sec, const char *key, int *line);
 #define EXPECT_LOGFILE     "a path, AUTO or NONE"
 #define EXPECT_ENV         "KEY=value pairs separated by commas (quote values that contain commas)"
 
-int val_parse_int(const char *s, long long min, long long max, long long *out);
+int cfg_parse_int(const char *s, long long min, long long max, long long *out);
 /* Seconds: "1", "0.5", "30s", "2m". */
-int val_parse_seconds(const char *s, double *out);
-int val_parse_octal(const char *s, long max, long *out);
-int val_parse_autorestart(const char *s, enum autorestart *out);
-int val_parse_exitcodes(const char *s, unsigned char set[256 / 8]);
-int val_parse_fatal_after(const char *s, int *count, double *window);
+int cfg_parse_seconds(const char *s, double *out);
+int cfg_parse_octal(const char *s, long max, long *out);
+int cfg_parse_autorestart(const char *s, enum autorestart *out);
+int cfg_parse_exitcodes(const char *s, unsigned char set[256 / 8]);
+int cfg_parse_fatal_after(const char *s, int *count, double *window);
 /* supervisord's K="v",K2=v2. On success *out is a NULL-terminated array of
  * "K=V" strings in the order written (a repeated key: the later one wins and
  * takes the later place). */
-int val_parse_env(const char *s, char ***out, char *err, size_t errlen);
+int cfg_parse_env(const char *s, char ***out, char *err, size_t errlen);
 /* Set or replace K in a NULL-terminated "K=V" array (reallocates *env). */
-void val_env_set(char ***env, size_t *n, const char *kv);
+void cfg_env_set(char ***env, size_t *n, const char *kv);
 
 /* --- interpolation: %(name)s ---------------------------------------------- */
 
@@ -135,7 +180,7 @@ struct interp_ctx {
 
 /* Expand tmpl into *out (malloc'd). On failure returns -1 and writes what is
  * wrong (no file:line prefix) to err. */
-int interp_expand(const struct interp_ctx *ctx, const char *tmpl, char **out, char *err,
-                  size_t errlen);
+int cfg_interp_expand(const struct interp_ctx *ctx, const char *tmpl, char **out, char *err,
+                      size_t errlen);
 
 #endif

@@ -23,16 +23,16 @@ static int expand_fail(struct expander *x, enum program_key pk, const char *key,
 {
 	const struct program_config *p = x->prog;
 	struct conf_loc loc = p->loc[pk].line > 0 ? p->loc[pk] : p->section;
-	struct sbuf b = {0};
+	struct cfg_buf b = {0};
 
-	sbuf_addf(&b, "%s:%d: ", loc.file, loc.line);
+	cfg_buf_addf(&b, "%s:%d: ", loc.file, loc.line);
 	if (p->loc[pk].line > 0) {
-		sbuf_addf(&b, "%s = ", key);
-		sbuf_add_quoted(&b, value);
+		cfg_buf_addf(&b, "%s = ", key);
+		cfg_buf_add_quoted(&b, value);
 	} else {
-		sbuf_addf(&b, "[program:%s] %s", p->name, key);
+		cfg_buf_addf(&b, "[program:%s] %s", p->name, key);
 	}
-	sbuf_addf(&b, ": %s", msg);
+	cfg_buf_addf(&b, ": %s", msg);
 	snprintf(x->err, x->errlen, "%s", b.s);
 	free(b.s);
 	return -1;
@@ -43,7 +43,7 @@ static int expand_key(struct expander *x, enum program_key pk, const char *key, 
 {
 	char msg[512];
 
-	if (interp_expand(&x->ctx, tmpl, out, msg, sizeof(msg)) < 0)
+	if (cfg_interp_expand(&x->ctx, tmpl, out, msg, sizeof(msg)) < 0)
 		return expand_fail(x, pk, key, tmpl, msg);
 	return 0;
 }
@@ -74,9 +74,9 @@ static int expand_log(struct expander *x, const struct config *cfg, enum program
 	if (strcmp(log->path, "NONE") == 0)
 		return 0;
 	if (strcmp(log->path, "AUTO") == 0) {
-		struct sbuf b = {0};
-		sbuf_addf(&b, "%s/logs/%s-%s.log", cfg->state_dir, worker, stream);
-		*out = sbuf_take(&b);
+		struct cfg_buf b = {0};
+		cfg_buf_addf(&b, "%s/logs/%s-%s.log", cfg->state_dir, worker, stream);
+		*out = cfg_buf_take(&b);
 		return 0;
 	}
 	return expand_path(x, pk, pk == PK_STDOUT_LOGFILE ? "stdout_logfile" : "stderr_logfile",
@@ -99,10 +99,10 @@ void worker_spec_free(struct worker_spec *spec)
 
 static void env_add(char ***env, size_t *n, const char *key, const char *value)
 {
-	struct sbuf b = {0};
+	struct cfg_buf b = {0};
 
-	sbuf_addf(&b, "%s=%s", key, value);
-	val_env_set(env, n, b.s);
+	cfg_buf_addf(&b, "%s=%s", key, value);
+	cfg_env_set(env, n, b.s);
 	free(b.s);
 }
 
@@ -138,7 +138,7 @@ int program_expand(const struct config *cfg, const struct program_config *prog, 
 	if (prog->environment != NULL) {
 		if (expand_key(&x, PK_ENVIRONMENT, "environment", prog->environment, &tmp) < 0)
 			goto fail;
-		if (val_parse_env(tmp, &prog_env, msg, sizeof(msg)) < 0) {
+		if (cfg_parse_env(tmp, &prog_env, msg, sizeof(msg)) < 0) {
 			expand_fail(&x, PK_ENVIRONMENT, "environment", prog->environment, msg);
 			goto fail;
 		}
@@ -186,9 +186,9 @@ int program_expand(const struct config *cfg, const struct program_config *prog, 
 	out->env_add[0] = NULL;
 	if (cfg->environment != NULL) {
 		char **global;
-		if (val_parse_env(cfg->environment, &global, msg, sizeof(msg)) == 0) {
+		if (cfg_parse_env(cfg->environment, &global, msg, sizeof(msg)) == 0) {
 			for (char **e = global; *e != NULL; e++)
-				val_env_set(&out->env_add, &nenv, *e);
+				cfg_env_set(&out->env_add, &nenv, *e);
 			cfg_strv_free(global);
 		}
 	}
@@ -196,7 +196,7 @@ int program_expand(const struct config *cfg, const struct program_config *prog, 
 	env_add(&out->env_add, &nenv, "SUPERVISOR_PROCESS_NAME", out->name);
 	env_add(&out->env_add, &nenv, "SUPERVISOR_GROUP_NAME", prog->group);
 	for (char **e = prog_env; e != NULL && *e != NULL; e++)
-		val_env_set(&out->env_add, &nenv, *e);
+		cfg_env_set(&out->env_add, &nenv, *e);
 
 	if (prog->directory != NULL &&
 	    expand_path(&x, PK_DIRECTORY, "directory", prog->directory, &out->directory) < 0)

@@ -30,25 +30,25 @@ static const char *env_lookup(const struct interp_ctx *ctx, const char *name, si
 	return v;
 }
 
-static void known_names(const struct interp_ctx *ctx, struct sbuf *b)
+static void known_names(const struct interp_ctx *ctx, struct cfg_buf *b)
 {
 	for (size_t i = 0; i < ctx->nvars; i++)
-		sbuf_addf(b, "%s%s", i ? ", " : "", ctx->vars[i].name);
-	sbuf_addf(b, "%sENV_*", ctx->nvars ? ", " : "");
+		cfg_buf_addf(b, "%s%s", i ? ", " : "", ctx->vars[i].name);
+	cfg_buf_addf(b, "%sENV_*", ctx->nvars ? ", " : "");
 }
 
 /* Keep only the flags that C's printf accepts for the conversion, so the
  * built format is always well defined ("%05s" is padded with spaces in
  * Python, undefined in C). */
-static void add_flags(struct sbuf *fmt, const char *flags, size_t n, const char *allowed)
+static void add_flags(struct cfg_buf *fmt, const char *flags, size_t n, const char *allowed)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (strchr(allowed, flags[i]) != NULL)
-			sbuf_addc(fmt, flags[i]);
+			cfg_buf_addc(fmt, flags[i]);
 	}
 }
 
-static int expand_one(const struct interp_ctx *ctx, const char **pp, struct sbuf *out, char *err,
+static int expand_one(const struct interp_ctx *ctx, const char **pp, struct cfg_buf *out, char *err,
                       size_t errlen)
 {
 	const char *start = *pp; /* at '%' */
@@ -105,7 +105,7 @@ static int expand_one(const struct interp_ctx *ctx, const char **pp, struct sbuf
 			return -1;
 		}
 	} else {
-		struct sbuf k = {0};
+		struct cfg_buf k = {0};
 		known_names(ctx, &k);
 		snprintf(err, errlen, "unknown name %.*s: expected one of %s", spec_len, start,
 		         k.s);
@@ -113,8 +113,8 @@ static int expand_one(const struct interp_ctx *ctx, const char **pp, struct sbuf
 		return -1;
 	}
 
-	struct sbuf fmt = {0};
-	sbuf_addc(&fmt, '%');
+	struct cfg_buf fmt = {0};
+	cfg_buf_addc(&fmt, '%');
 	bool is_str_conv = conv == 's' || conv == 'r';
 	if (is_str_conv)
 		add_flags(&fmt, flags, nflags, "-");
@@ -123,9 +123,9 @@ static int expand_one(const struct interp_ctx *ctx, const char **pp, struct sbuf
 	else
 		add_flags(&fmt, flags, nflags, "-+ 0");
 	if (width >= 0)
-		sbuf_addf(&fmt, "%ld", width);
+		cfg_buf_addf(&fmt, "%ld", width);
 	if (prec >= 0)
-		sbuf_addf(&fmt, ".%ld", prec);
+		cfg_buf_addf(&fmt, ".%ld", prec);
 
 	char numbuf[32];
 	if (is_str_conv) {
@@ -134,13 +134,13 @@ static int expand_one(const struct interp_ctx *ctx, const char **pp, struct sbuf
 			snprintf(numbuf, sizeof(numbuf), "%lld", var->num);
 			v = numbuf;
 		}
-		struct sbuf val = {0};
+		struct cfg_buf val = {0};
 		if (conv == 'r' && str != NULL) {
-			sbuf_addf(&val, "'%s'", str); /* Python's repr() of a str */
+			cfg_buf_addf(&val, "'%s'", str); /* Python's repr() of a str */
 			v = val.s;
 		}
-		sbuf_addc(&fmt, 's');
-		sbuf_addf(out, fmt.s, v);
+		cfg_buf_addc(&fmt, 's');
+		cfg_buf_addf(out, fmt.s, v);
 		free(val.s);
 	} else {
 		if (str != NULL) {
@@ -150,12 +150,12 @@ static int expand_one(const struct interp_ctx *ctx, const char **pp, struct sbuf
 			return -1;
 		}
 		if (conv == 'd' || conv == 'i' || conv == 'u') {
-			sbuf_add(&fmt, "lld");
-			sbuf_addf(out, fmt.s, var->num);
+			cfg_buf_add(&fmt, "lld");
+			cfg_buf_addf(out, fmt.s, var->num);
 		} else {
 			/* Our numbers (process_num, numprocs) are never negative. */
-			sbuf_addf(&fmt, "ll%c", conv);
-			sbuf_addf(out, fmt.s, (unsigned long long)var->num);
+			cfg_buf_addf(&fmt, "ll%c", conv);
+			cfg_buf_addf(out, fmt.s, (unsigned long long)var->num);
 		}
 	}
 	free(fmt.s);
@@ -163,21 +163,21 @@ static int expand_one(const struct interp_ctx *ctx, const char **pp, struct sbuf
 	return 0;
 }
 
-int interp_expand(const struct interp_ctx *ctx, const char *tmpl, char **out, char *err,
-                  size_t errlen)
+int cfg_interp_expand(const struct interp_ctx *ctx, const char *tmpl, char **out, char *err,
+                      size_t errlen)
 {
-	struct sbuf b = {0};
+	struct cfg_buf b = {0};
 	const char *p = tmpl;
 
 	while (*p != '\0') {
 		const char *pct = strchr(p, '%');
 		if (pct == NULL) {
-			sbuf_add(&b, p);
+			cfg_buf_add(&b, p);
 			break;
 		}
-		sbuf_addn(&b, p, (size_t)(pct - p));
+		cfg_buf_addn(&b, p, (size_t)(pct - p));
 		if (pct[1] == '%') {
-			sbuf_addc(&b, '%');
+			cfg_buf_addc(&b, '%');
 			p = pct + 2;
 		} else if (pct[1] == '(') {
 			p = pct;
@@ -194,6 +194,6 @@ int interp_expand(const struct interp_ctx *ctx, const char *tmpl, char **out, ch
 			return -1;
 		}
 	}
-	*out = sbuf_take(&b);
+	*out = cfg_buf_take(&b);
 	return 0;
 }

@@ -42,7 +42,7 @@ struct reader {
 	char *stash; /* the real value of an over-long line, else NULL */
 };
 
-const char *raw_get(const struct raw_section *sec, const char *key, int *line)
+const char *cfg_raw_get(const struct raw_section *sec, const char *key, int *line)
 {
 	for (size_t i = sec->nkvs; i-- > 0;) {
 		if (strcmp(sec->kvs[i].key, key) == 0) {
@@ -59,11 +59,11 @@ static void reader_error(struct reader *r, const char *fmt, ...)
 
 static void reader_error(struct reader *r, const char *fmt, ...)
 {
-	struct sbuf b = {0};
+	struct cfg_buf b = {0};
 	va_list ap;
 
-	sbuf_addf(&b, "%s:%d: ", r->file, r->line);
-	sbuf_add(&b, fmt);
+	cfg_buf_addf(&b, "%s:%d: ", r->file, r->line);
+	cfg_buf_add(&b, fmt);
 	va_start(ap, fmt);
 	cfg_vmsgs_add(&r->ld->errors, b.s, ap);
 	va_end(ap);
@@ -75,7 +75,10 @@ static void reader_begin_section(struct reader *r, const char *name, size_t n)
 	struct loader *ld = r->ld;
 	char *sname = cfg_xstrndup(name, n);
 
-	for (size_t i = 0; i < ld->nsecs; i++) {
+	/* An included [include] is kept only to be warned about (includes do
+	 * not nest), so it is no duplicate of the main file's. */
+	bool nested_include = r->included && strcmp(sname, "include") == 0;
+	for (size_t i = 0; i < ld->nsecs && !nested_include; i++) {
 		if (strcmp(ld->secs[i].name, sname) == 0) {
 			reader_error(r, "duplicate section [%s] (first at %s:%d)", sname,
 			             ld->secs[i].file, ld->secs[i].line);
@@ -134,20 +137,20 @@ static int reader_handler(void *user, const char *section, const char *name, con
 	if (r->cont && sec->nkvs > 0) {
 		/* configparser joins continuation lines with newlines */
 		struct raw_kv *kv = &sec->kvs[sec->nkvs - 1];
-		struct sbuf b = {0};
-		sbuf_add(&b, kv->value);
+		struct cfg_buf b = {0};
+		cfg_buf_add(&b, kv->value);
 		if (b.len > 0)
-			sbuf_addc(&b, '\n');
-		sbuf_add(&b, v);
+			cfg_buf_addc(&b, '\n');
+		cfg_buf_add(&b, v);
 		free(kv->value);
-		kv->value = sbuf_take(&b);
+		kv->value = cfg_buf_take(&b);
 		return 1;
 	}
 	char *key = cfg_xstrdup(name);
 	for (char *p = key; *p != '\0'; p++)
 		*p = (char)tolower((unsigned char)*p);
 	int first = 0;
-	if (raw_get(sec, key, &first) != NULL)
+	if (cfg_raw_get(sec, key, &first) != NULL)
 		conf_msgs_add(
 		    &r->ld->warnings,
 		    "%s:%d: [%s] %s is set again (first at line %d); the later value wins", r->file,
@@ -249,8 +252,8 @@ static char *reader_next(char *buf, int num, void *stream)
 				v++;
 			r->stash = cfg_xstrdup(v);
 			t[kend] = '\0';
-			struct sbuf b = {0};
-			sbuf_addf(&b, "%s=", t);
+			struct cfg_buf b = {0};
+			cfg_buf_addf(&b, "%s=", t);
 			hand_over(buf, num, b.s);
 			free(b.s);
 			r->have_key = true;
@@ -272,8 +275,7 @@ static const char *add_file(struct loader *ld, const char *path)
 	return cfg->files[cfg->nfiles++];
 }
 
-void reader_read_text(struct loader *ld, const char *name, const char *text, size_t len,
-                      bool included)
+void cfg_read_text(struct loader *ld, const char *name, const char *text, size_t len, bool included)
 {
 	struct reader r = {
 	    .ld = ld,
@@ -292,10 +294,10 @@ void reader_read_text(struct loader *ld, const char *name, const char *text, siz
 	free(r.here);
 }
 
-void reader_read_file(struct loader *ld, const char *path, bool included)
+void cfg_read_file(struct loader *ld, const char *path, bool included)
 {
 	FILE *f = fopen(path, "r");
-	struct sbuf b = {0};
+	struct cfg_buf b = {0};
 	char chunk[8192];
 	size_t n;
 
@@ -304,7 +306,7 @@ void reader_read_file(struct loader *ld, const char *path, bool included)
 		return;
 	}
 	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		sbuf_addn(&b, chunk, n);
+		cfg_buf_addn(&b, chunk, n);
 	if (ferror(f)) {
 		conf_msgs_add(&ld->errors, "%s: cannot read: %s", path, strerror(errno));
 		fclose(f);
@@ -312,7 +314,7 @@ void reader_read_file(struct loader *ld, const char *path, bool included)
 		return;
 	}
 	fclose(f);
-	reader_read_text(ld, path, b.s ? b.s : "", b.len, included);
+	cfg_read_text(ld, path, b.s ? b.s : "", b.len, included);
 	free(b.s);
 }
 
@@ -337,13 +339,13 @@ static bool already_read(const struct loader *ld, const char *path)
 static void include_pattern(struct loader *ld, const struct raw_section *inc, int line,
                             const char *pattern)
 {
-	struct sbuf b = {0};
+	struct cfg_buf b = {0};
 	const char *slash = strrchr(inc->file, '/');
 	glob_t g;
 
 	if (pattern[0] != '/' && slash != NULL)
-		sbuf_addn(&b, inc->file, (size_t)(slash - inc->file + 1));
-	sbuf_add(&b, pattern);
+		cfg_buf_addn(&b, inc->file, (size_t)(slash - inc->file + 1));
+	cfg_buf_add(&b, pattern);
 	int rc = glob(b.s, 0, NULL, &g);
 	if (rc != 0) {
 		conf_msgs_add(&ld->warnings, "%s:%d: [include] files: no file matches \"%s\"",
@@ -358,13 +360,13 @@ static void include_pattern(struct loader *ld, const struct raw_section *inc, in
 			conf_msgs_add(&ld->warnings, "%s:%d: [include] files: %s is already read",
 			              inc->file, line, g.gl_pathv[i]);
 		else
-			reader_read_file(ld, g.gl_pathv[i], true);
+			cfg_read_file(ld, g.gl_pathv[i], true);
 	}
 	globfree(&g);
 	free(b.s);
 }
 
-void reader_includes(struct loader *ld)
+void cfg_read_includes(struct loader *ld)
 {
 	size_t inc_idx = ld->nsecs;
 
@@ -377,7 +379,7 @@ void reader_includes(struct loader *ld)
 	/* Copy what we need: reading includes grows (moves) ld->secs. */
 	const struct raw_section *inc = &ld->secs[inc_idx];
 	int line = 0;
-	const char *files = raw_get(inc, "files", &line);
+	const char *files = cfg_raw_get(inc, "files", &line);
 	if (files == NULL) {
 		conf_msgs_add(&ld->errors, "%s:%d: [include]: files is required", inc->file,
 		              inc->line);
@@ -391,9 +393,9 @@ void reader_includes(struct loader *ld)
 	struct interp_ctx ctx = {.vars = vars, .nvars = 2};
 	char *expanded;
 	char err[512];
-	if (interp_expand(&ctx, files, &expanded, err, sizeof(err)) < 0) {
-		struct sbuf b = {0};
-		sbuf_add_quoted(&b, files);
+	if (cfg_interp_expand(&ctx, files, &expanded, err, sizeof(err)) < 0) {
+		struct cfg_buf b = {0};
+		cfg_buf_add_quoted(&b, files);
 		conf_msgs_add(&ld->errors, "%s:%d: files = %s: %s", inc->file, line, b.s, err);
 		free(b.s);
 		return;
@@ -405,7 +407,7 @@ void reader_includes(struct loader *ld)
 	free(expanded);
 }
 
-void reader_free(struct loader *ld)
+void cfg_reader_free(struct loader *ld)
 {
 	for (size_t i = 0; i < ld->nsecs; i++) {
 		struct raw_section *sec = &ld->secs[i];

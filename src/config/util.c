@@ -50,7 +50,7 @@ void cfg_strv_free(char **v)
 	free(v);
 }
 
-static void sbuf_reserve(struct sbuf *b, size_t more)
+static void cfg_buf_reserve(struct cfg_buf *b, size_t more)
 {
 	if (b->len + more + 1 <= b->cap)
 		return;
@@ -61,25 +61,25 @@ static void sbuf_reserve(struct sbuf *b, size_t more)
 	b->cap = cap;
 }
 
-void sbuf_addn(struct sbuf *b, const char *s, size_t n)
+void cfg_buf_addn(struct cfg_buf *b, const char *s, size_t n)
 {
-	sbuf_reserve(b, n);
+	cfg_buf_reserve(b, n);
 	memcpy(b->s + b->len, s, n);
 	b->len += n;
 	b->s[b->len] = '\0';
 }
 
-void sbuf_add(struct sbuf *b, const char *s)
+void cfg_buf_add(struct cfg_buf *b, const char *s)
 {
-	sbuf_addn(b, s, strlen(s));
+	cfg_buf_addn(b, s, strlen(s));
 }
 
-void sbuf_addc(struct sbuf *b, char c)
+void cfg_buf_addc(struct cfg_buf *b, char c)
 {
-	sbuf_addn(b, &c, 1);
+	cfg_buf_addn(b, &c, 1);
 }
 
-void sbuf_vaddf(struct sbuf *b, const char *fmt, va_list ap)
+void cfg_buf_vaddf(struct cfg_buf *b, const char *fmt, va_list ap)
 {
 	va_list ap2;
 
@@ -88,39 +88,39 @@ void sbuf_vaddf(struct sbuf *b, const char *fmt, va_list ap)
 	va_end(ap2);
 	if (n < 0)
 		abort();
-	sbuf_reserve(b, (size_t)n);
+	cfg_buf_reserve(b, (size_t)n);
 	vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
 	b->len += (size_t)n;
 }
 
-void sbuf_addf(struct sbuf *b, const char *fmt, ...)
+void cfg_buf_addf(struct cfg_buf *b, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	sbuf_vaddf(b, fmt, ap);
+	cfg_buf_vaddf(b, fmt, ap);
 	va_end(ap);
 }
 
-void sbuf_add_quoted(struct sbuf *b, const char *s)
+void cfg_buf_add_quoted(struct cfg_buf *b, const char *s)
 {
-	sbuf_addc(b, '"');
+	cfg_buf_addc(b, '"');
 	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
 		if (*p == '"' || *p == '\\')
-			sbuf_addf(b, "\\%c", *p);
+			cfg_buf_addf(b, "\\%c", *p);
 		else if (*p == '\n')
-			sbuf_add(b, "\\n");
+			cfg_buf_add(b, "\\n");
 		else if (*p == '\t')
-			sbuf_add(b, "\\t");
+			cfg_buf_add(b, "\\t");
 		else if (*p < 0x20 || *p == 0x7f)
-			sbuf_addf(b, "\\x%02x", *p);
+			cfg_buf_addf(b, "\\x%02x", *p);
 		else
-			sbuf_addc(b, (char)*p);
+			cfg_buf_addc(b, (char)*p);
 	}
-	sbuf_addc(b, '"');
+	cfg_buf_addc(b, '"');
 }
 
-char *sbuf_take(struct sbuf *b)
+char *cfg_buf_take(struct cfg_buf *b)
 {
 	char *s = b->s ? b->s : cfg_xstrdup("");
 
@@ -131,16 +131,16 @@ char *sbuf_take(struct sbuf *b)
 
 void cfg_vmsgs_add(struct conf_msgs *msgs, const char *fmt, va_list ap)
 {
-	struct sbuf b = {0};
+	struct cfg_buf b = {0};
 
 	if (msgs == NULL)
 		return;
-	sbuf_vaddf(&b, fmt, ap);
+	cfg_buf_vaddf(&b, fmt, ap);
 	if (msgs->count == msgs->cap) {
 		msgs->cap = msgs->cap ? msgs->cap * 2 : 8;
 		msgs->items = cfg_xrealloc(msgs->items, msgs->cap * sizeof(*msgs->items));
 	}
-	msgs->items[msgs->count++] = sbuf_take(&b);
+	msgs->items[msgs->count++] = cfg_buf_take(&b);
 }
 
 void conf_msgs_add(struct conf_msgs *msgs, const char *fmt, ...)
@@ -199,23 +199,23 @@ static char *path_normalize(const char *abs)
 
 char *cfg_path_abs(const char *base, const char *path)
 {
-	struct sbuf b = {0};
+	struct cfg_buf b = {0};
 	char *cwd = NULL;
 
 	if (path[0] == '/')
 		return path_normalize(path);
 	if (base == NULL || base[0] != '/') {
 		cwd = getcwd(NULL, 0);
-		sbuf_add(&b, cwd != NULL ? cwd : "/");
+		cfg_buf_add(&b, cwd != NULL ? cwd : "/");
 		free(cwd);
-		sbuf_addc(&b, '/');
+		cfg_buf_addc(&b, '/');
 	}
 	if (base != NULL) {
-		sbuf_add(&b, base);
-		sbuf_addc(&b, '/');
+		cfg_buf_add(&b, base);
+		cfg_buf_addc(&b, '/');
 	}
-	sbuf_add(&b, path);
-	char *joined = sbuf_take(&b);
+	cfg_buf_add(&b, path);
+	char *joined = cfg_buf_take(&b);
 	char *norm = path_normalize(joined);
 	free(joined);
 	return norm;

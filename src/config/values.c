@@ -83,7 +83,7 @@ int conf_parse_signal(const char *s, int *out)
 {
 	if (all_digits(s)) {
 		long long n;
-		if (val_parse_int(s, 1, SIGRTMAX, &n) < 0)
+		if (cfg_parse_int(s, 1, SIGRTMAX, &n) < 0)
 			return -1;
 		*out = (int)n;
 		return 0;
@@ -103,7 +103,7 @@ int conf_parse_signal(const char *s, int *out)
 	const char *rest = s + 5;
 	if (*rest != '\0') {
 		if (*rest != (min ? '+' : '-') || !all_digits(rest + 1) ||
-		    val_parse_int(rest + 1, 0, SIGRTMAX - SIGRTMIN, &off) < 0)
+		    cfg_parse_int(rest + 1, 0, SIGRTMAX - SIGRTMIN, &off) < 0)
 			return -1;
 	}
 	*out = min ? SIGRTMIN + (int)off : SIGRTMAX - (int)off;
@@ -130,7 +130,7 @@ int conf_parse_size(const char *s, long long *out)
 		len--;
 	char *num = cfg_xstrndup(s, len);
 	long long n;
-	int rc = all_digits(num) ? val_parse_int(num, 0, LLONG_MAX / mult, &n) : -1;
+	int rc = all_digits(num) ? cfg_parse_int(num, 0, LLONG_MAX / mult, &n) : -1;
 	free(num);
 	if (rc < 0)
 		return -1;
@@ -138,7 +138,7 @@ int conf_parse_size(const char *s, long long *out)
 	return 0;
 }
 
-int val_parse_int(const char *s, long long min, long long max, long long *out)
+int cfg_parse_int(const char *s, long long min, long long max, long long *out)
 {
 	const char *p = s;
 	char *end;
@@ -155,7 +155,7 @@ int val_parse_int(const char *s, long long min, long long max, long long *out)
 	return 0;
 }
 
-int val_parse_seconds(const char *s, double *out)
+int cfg_parse_seconds(const char *s, double *out)
 {
 	size_t len = strlen(s);
 	double mult = 1;
@@ -185,7 +185,7 @@ int val_parse_seconds(const char *s, double *out)
 	return 0;
 }
 
-int val_parse_octal(const char *s, long max, long *out)
+int cfg_parse_octal(const char *s, long max, long *out)
 {
 	long v = 0;
 
@@ -204,7 +204,7 @@ int val_parse_octal(const char *s, long max, long *out)
 	return 0;
 }
 
-int val_parse_autorestart(const char *s, enum autorestart *out)
+int cfg_parse_autorestart(const char *s, enum autorestart *out)
 {
 	bool b;
 
@@ -218,7 +218,7 @@ int val_parse_autorestart(const char *s, enum autorestart *out)
 	return 0;
 }
 
-int val_parse_exitcodes(const char *s, unsigned char set[256 / 8])
+int cfg_parse_exitcodes(const char *s, unsigned char set[256 / 8])
 {
 	unsigned char tmp[256 / 8] = {0};
 	const char *p = s;
@@ -235,7 +235,7 @@ int val_parse_exitcodes(const char *s, unsigned char set[256 / 8])
 			n--;
 		char *item = cfg_xstrndup(p, n);
 		long long code;
-		int rc = val_parse_int(item, 0, 255, &code);
+		int rc = cfg_parse_int(item, 0, 255, &code);
 		free(item);
 		if (rc < 0)
 			return -1;
@@ -250,21 +250,21 @@ int val_parse_exitcodes(const char *s, unsigned char set[256 / 8])
 	return 0;
 }
 
-int val_parse_fatal_after(const char *s, int *count, double *window)
+int cfg_parse_fatal_after(const char *s, int *count, double *window)
 {
 	const char *slash = strchr(s, '/');
 	long long n;
 	double w = 0;
 
 	char *head = slash ? cfg_xstrndup(s, (size_t)(slash - s)) : cfg_xstrdup(s);
-	int rc = val_parse_int(head, 0, 1000000, &n);
+	int rc = cfg_parse_int(head, 0, 1000000, &n);
 	free(head);
 	if (rc < 0)
 		return -1;
 	if (slash == NULL) {
 		if (n != 0)
 			return -1; /* a count needs a window */
-	} else if (val_parse_seconds(slash + 1, &w) < 0 || (n > 0 && w <= 0)) {
+	} else if (cfg_parse_seconds(slash + 1, &w) < 0 || (n > 0 && w <= 0)) {
 		return -1;
 	}
 	*count = (int)n;
@@ -279,7 +279,7 @@ static size_t env_key_len(const char *kv)
 	return eq ? (size_t)(eq - kv) : strlen(kv);
 }
 
-void val_env_set(char ***env, size_t *n, const char *kv)
+void cfg_env_set(char ***env, size_t *n, const char *kv)
 {
 	size_t klen = env_key_len(kv);
 	char **v = *env;
@@ -314,12 +314,12 @@ static const char *skip_space(const char *p)
 
 /* A quoted value may hold commas and spaces; quotes are not escapable, as in
  * supervisord (its shlex runs in non-POSIX mode). */
-int val_parse_env(const char *s, char ***out, char *err, size_t errlen)
+int cfg_parse_env(const char *s, char ***out, char *err, size_t errlen)
 {
 	char **env = NULL;
 	size_t n = 0;
 	const char *p = skip_space(s);
-	struct sbuf kv = {0};
+	struct cfg_buf kv = {0};
 
 	env = cfg_xmalloc(sizeof(*env));
 	env[0] = NULL;
@@ -338,8 +338,8 @@ int val_parse_env(const char *s, char ***out, char *err, size_t errlen)
 			goto fail;
 		}
 		p = skip_space(p + 1);
-		sbuf_addn(&kv, key, klen);
-		sbuf_addc(&kv, '=');
+		cfg_buf_addn(&kv, key, klen);
+		cfg_buf_addc(&kv, '=');
 		if (*p == '"' || *p == '\'') {
 			const char *close = strchr(p + 1, *p);
 			if (close == NULL) {
@@ -347,7 +347,7 @@ int val_parse_env(const char *s, char ***out, char *err, size_t errlen)
 				         *p, (int)klen, key);
 				goto fail;
 			}
-			sbuf_addn(&kv, p + 1, (size_t)(close - p - 1));
+			cfg_buf_addn(&kv, p + 1, (size_t)(close - p - 1));
 			p = skip_space(close + 1);
 			if (*p != '\0' && *p != ',') {
 				snprintf(err, errlen, "expected ',' after the quoted value of %.*s",
@@ -361,10 +361,10 @@ int val_parse_env(const char *s, char ***out, char *err, size_t errlen)
 			size_t vlen = (size_t)(p - v);
 			while (vlen > 0 && isspace((unsigned char)v[vlen - 1]))
 				vlen--;
-			sbuf_addn(&kv, v, vlen);
+			cfg_buf_addn(&kv, v, vlen);
 		}
-		char *item = sbuf_take(&kv);
-		val_env_set(&env, &n, item);
+		char *item = cfg_buf_take(&kv);
+		cfg_env_set(&env, &n, item);
 		free(item);
 		if (*p == ',')
 			p = skip_space(p + 1);

@@ -23,7 +23,7 @@ int words_split(const char *line, char ***argv, char *err, size_t errlen)
 {
 	char **v = cfg_xmalloc(sizeof(*v));
 	size_t n = 0;
-	struct sbuf w = {0};
+	struct cfg_buf w = {0};
 	bool in_word = false; /* true once a word has begun, even as '' */
 	const char *p = line;
 
@@ -33,7 +33,7 @@ int words_split(const char *line, char ***argv, char *err, size_t errlen)
 		if (c == '\0' || words_blank(c)) {
 			if (in_word) {
 				v = cfg_xrealloc(v, (n + 2) * sizeof(*v));
-				v[n++] = sbuf_take(&w);
+				v[n++] = cfg_buf_take(&w);
 				v[n] = NULL;
 				in_word = false;
 			}
@@ -53,7 +53,7 @@ int words_split(const char *line, char ***argv, char *err, size_t errlen)
 				snprintf(err, errlen, "trailing backslash");
 				goto fail;
 			}
-			sbuf_addc(&w, p[1]);
+			cfg_buf_addc(&w, p[1]);
 			p += 2;
 		} else if (c == '\'') {
 			const char *close = strchr(p + 1, '\'');
@@ -61,7 +61,7 @@ int words_split(const char *line, char ***argv, char *err, size_t errlen)
 				snprintf(err, errlen, "unterminated single quote");
 				goto fail;
 			}
-			sbuf_addn(&w, p + 1, (size_t)(close - p - 1));
+			cfg_buf_addn(&w, p + 1, (size_t)(close - p - 1));
 			p = close + 1;
 		} else if (c == '"') {
 			p++;
@@ -75,15 +75,15 @@ int words_split(const char *line, char ***argv, char *err, size_t errlen)
 				if (*p == '\\' && p[1] != '\0' &&
 				    strchr("\"\\$`\n", p[1]) != NULL) {
 					if (p[1] != '\n')
-						sbuf_addc(&w, p[1]);
+						cfg_buf_addc(&w, p[1]);
 					p += 2;
 					continue;
 				}
-				sbuf_addc(&w, *p++);
+				cfg_buf_addc(&w, *p++);
 			}
 			p++;
 		} else {
-			sbuf_addc(&w, c);
+			cfg_buf_addc(&w, c);
 			p++;
 		}
 	}
