@@ -87,8 +87,8 @@ static void put_program_settings(FILE *out, const struct program_config *p)
 		fprintf(out, "process_name = %s", p->process_name);
 	else
 		fprintf(out, "process_name = %s",
-		        p->numprocs > 1 ? "%(program_name)s_%(process_num)02d"
-		                        : "%(program_name)s");
+		        p->numprocs != 1 ? "%(program_name)s_%(process_num)02d"
+		                         : "%(program_name)s");
 	put_loc(out, l[PK_PROCESS_NAME]);
 	fprintf(out, "numprocs = %d", p->numprocs);
 	put_loc(out, l[PK_NUMPROCS]);

@@ -147,10 +147,12 @@ int program_expand(const struct config *cfg, const struct program_config *prog, 
 		x.ctx.env = prog_env;
 	}
 
+	/* Only a single worker goes by the bare program name; a pool scaled to
+	 * zero is still a pool, named NAME_NN when it grows. */
 	const char *name_tmpl = prog->process_name;
 	if (name_tmpl == NULL)
 		name_tmpl =
-		    prog->numprocs > 1 ? "%(program_name)s_%(process_num)02d" : "%(program_name)s";
+		    prog->numprocs != 1 ? "%(program_name)s_%(process_num)02d" : "%(program_name)s";
 	if (expand_key(&x, PK_PROCESS_NAME, "process_name", name_tmpl, &out->name) < 0)
 		goto fail;
 	if (out->name[0] == '\0' || strpbrk(out->name, " \t\n:/") != NULL) {

@@ -624,7 +624,8 @@ static void test_numprocs_naming(void **state)
 	            "[program:single]\ncommand=/bin/one\n"
 	            "[program:offset]\ncommand=/bin/off\nnumprocs=2\nnumprocs_start=7\n"
 	            "[program:custom]\ncommand=/bin/c\nnumprocs=2\n"
-	            "process_name=job-%(process_num)d\n");
+	            "process_name=job-%(process_num)d\n"
+	            "[program:idle]\ncommand=/bin/i\nnumprocs=0\n");
 	static const char *const names[] = {"squarer_00", "squarer_01", "squarer_02"};
 	for (int i = 0; i < 3; i++) {
 		expand_ok(&l.cfg, "squarer", i, &w);
@@ -640,6 +641,10 @@ static void test_numprocs_naming(void **state)
 	expand_ok(&l.cfg, "custom", 1, &w);
 	assert_string_equal(w.name, "job-1");
 	worker_spec_free(&w);
+	expand_ok(&l.cfg, "idle", 4, &w);
+	assert_string_equal(w.name, "idle_04");
+	worker_spec_free(&w);
+	assert_int_equal(config_find_program(&l.cfg, "idle")->numprocs, 0);
 	loaded_free(&l);
 }
 
