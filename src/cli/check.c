@@ -1,6 +1,7 @@
 /* drover check: the config as drover reads it, so a user can see defaults,
  * where each value was written, and the exact command line of every worker
  * before anything runs. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,13 +9,14 @@
 #include "drover/check.h"
 #include "drover/config.h"
 
-/* Quote a word for a POSIX shell only when it needs it. */
-static void put_shell_word(FILE *out, const char *w)
+/* Quote a word for a POSIX shell only when it needs it. A command's first
+ * word with '=' would be taken for an assignment, so it is quoted too. */
+static void put_shell_word(FILE *out, const char *w, bool first)
 {
 	static const char safe[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 	                           "0123456789_@%+=:,./-";
 
-	if (w[0] != '\0' && strspn(w, safe) == strlen(w)) {
+	if (w[0] != '\0' && strspn(w, safe) == strlen(w) && !(first && strchr(w, '=') != NULL)) {
 		fputs(w, out);
 		return;
 	}
@@ -28,12 +30,12 @@ static void put_shell_word(FILE *out, const char *w)
 	fputc('\'', out);
 }
 
-static void put_shell_words(FILE *out, char *const *words)
+static void put_shell_words(FILE *out, char *const *words, bool command)
 {
 	for (char *const *w = words; *w != NULL; w++) {
 		if (w != words)
 			fputc(' ', out);
-		put_shell_word(out, *w);
+		put_shell_word(out, *w, command && w == words);
 	}
 }
 
@@ -162,9 +164,9 @@ static void put_worker(FILE *out, const struct worker_spec *w)
 	fprintf(out, "worker %s:\n", w->name);
 	fprintf(out, "    process_num = %d\n", w->process_num);
 	fputs("    argv = ", out);
-	put_shell_words(out, w->argv);
+	put_shell_words(out, w->argv, true);
 	fputs("\n    env = ", out);
-	put_shell_words(out, w->env_add);
+	put_shell_words(out, w->env_add, false);
 	fputc('\n', out);
 	if (w->directory != NULL)
 		fprintf(out, "    directory = %s\n", w->directory);

@@ -1515,7 +1515,9 @@ static void test_check_valid(void **state)
 	                     "SUPERVISOR_GROUP_NAME=squarer\n"
 	                     "    stdout = /var/lib/drover-test/logs/squarer_02-stdout.log\n"
 	                     "    stderr = (none)\n");
-	assert_contains(out, "worker solo:\n    process_num = 0\n    argv = /bin/sleep 60\n");
+	assert_contains(out, "worker solo:\n    process_num = 0\n    argv = /bin/sleep 60\n"
+	                     "    env = SUPERVISOR_ENABLED=1 SUPERVISOR_PROCESS_NAME=solo "
+	                     "SUPERVISOR_GROUP_NAME=solo 'GREETING=hello world'\n");
 	assert_contains(out, "    stdout = (none)\n    stderr = /tmp/solo.err\n");
 	assert_null(strstr(out, "squarer_00"));
 	free(out);
