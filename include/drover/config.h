@@ -115,6 +115,12 @@ struct program_config {
 	double fatal_after_window;
 	/* Cap of the growing restart delay, seconds. Default 10. */
 	double backoff_max;
+
+	/* Limits on the worker's tree, acted on after limit_grace seconds above:
+	 * a graceful restart. 0 = no limit. */
+	unsigned long long memory_limit; /* bytes */
+	double cpu_limit;                /* percent of one core */
+	double limit_grace;              /* seconds, default 0 */
 };
 
 /* A [group:x] section: programs that form one named group. */
@@ -148,6 +154,8 @@ struct config {
 	char *socket;    /* absolute; NULL = <state_dir>/drover.sock */
 	enum log_format log_format;
 	bool tail;
+	double refresh;          /* metrics tick, seconds, 0.1 - 60, default 1 */
+	double metrics_interval; /* headless metrics events, seconds, 0 = off, default 10 */
 
 	struct program_config *programs; /* sorted by (priority, name) */
 	size_t nprograms;

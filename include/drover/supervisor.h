@@ -16,9 +16,22 @@
 #include "drover/loop.h"
 #include "drover/pidmap.h"
 #include "drover/ring.h"
+#include "drover/sampler.h"
 
 struct supervisor;
 struct group;
+
+/* A worker's figures from the last tick, and what the limits remember. */
+struct worker_metrics {
+	bool valid;            /* the process was seen in the last tick */
+	struct cpu_track self, tree;
+	double cpu, cpu_self;  /* -1 = no figure yet */
+	unsigned long long rss, rss_self;
+	int threads, procs;
+	char kstate;
+	double start_time;     /* wall-clock seconds */
+	double over_memory_since, over_cpu_since; /* monotonic, 0 = under */
+};
 
 /* One output pipe of a worker (stdout or stderr). */
 struct worker_stream {
@@ -48,6 +61,7 @@ struct worker {
 	char reason[160];
 	struct worker_stream out, err;
 	struct ring ring;
+	struct worker_metrics metrics;
 	struct worker_spec *next_spec; /* reload: the spec to run once STOPPED */
 	bool start_after_stop; /* restart: start again once STOPPED */
 	bool retire;           /* scaled away: free once STOPPED */
@@ -83,6 +97,13 @@ struct supervisor {
 	struct config **retired_cfgs; /* replaced by reloads, still used by removed groups */
 	size_t nretired;
 	struct control_server *control;
+	struct sampler sampler;
+	bool sampler_ok;
+	struct loop_timer sample_timer;
+	double last_sample;       /* monotonic seconds, 0 = never */
+	double last_metrics_event;
+	double watched_until;     /* a front end looked recently: sample at refresh */
+	int watchers;             /* consoles and event streams attached */
 	pid_t self;
 	int devnull;
 	int lockfd;
@@ -136,6 +157,15 @@ int group_scale(struct group *g, int n, char *err, size_t errlen);
 /* Free workers (and groups) that were scaled or reloaded away and have
  * stopped. Runs once per loop turn, never inside a worker's own event. */
 void supervisor_collect(struct supervisor *sup);
+
+/* Metrics: start the sampler (a missing /proc is a warning, not an error). */
+void monitor_start(struct supervisor *sup);
+void monitor_stop(struct supervisor *sup);
+/* A front end is looking: sample at `refresh` for a while, and now if the
+ * figures are older than that. */
+void monitor_watch(struct supervisor *sup);
+/* Re-plan the next tick (after watchers or limits changed). */
+void monitor_schedule(struct supervisor *sup);
 
 /* Orphans: processes reparented to drover (the subreaper). */
 enum pid_kind { PID_WORKER = 1, PID_ORPHAN };

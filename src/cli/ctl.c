@@ -10,16 +10,20 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "drover/command.h"
 #include "drover/config.h"
+#include "drover/metrics.h"
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: drover ctl [-c FILE | -s SOCKET] [--json] COMMAND [TARGET] [ARG]\n\n");
 	for (size_t i = 0; i < CMD__COUNT; i++)
 		fprintf(f, "  %-22s %s\n", command_table[i].usage, command_table[i].help);
+	fprintf(f, "  %-22s %s\n", "top [-d SECS] [-n N]",
+		"a refreshing table of workers sorted by CPU");
 	fprintf(f, "\nTARGET: all, a group, a worker (squarer_03), or GROUP:NAME / GROUP:*\n");
 }
 
@@ -95,34 +99,124 @@ static void format_duration(double secs, char *buf, size_t len)
 		snprintf(buf, len, "%ld:%02ld:%02ld", s / 3600, s % 3600 / 60, s % 60);
 }
 
-static void print_status(json_t *reply)
+static void format_cpu(json_t *v, char *buf, size_t len)
 {
-	json_t *workers = json_object_get(reply, "workers"), *w;
-	size_t i, width = 4;
-	json_array_foreach(workers, i, w)
-	{
-		size_t n = strlen(json_string_value(json_object_get(w, "name")));
-		width = n > width ? n : width;
+	if (json_is_number(v))
+		snprintf(buf, len, "%.1f", json_number_value(v));
+	else
+		snprintf(buf, len, "-");
+}
+
+static void format_rss(json_t *v, char *buf, size_t len)
+{
+	if (json_is_integer(v))
+		metrics_format_bytes((unsigned long long)json_integer_value(v), buf, len);
+	else
+		snprintf(buf, len, "-");
+}
+
+/* One row per worker, in the order given. */
+static void print_workers(json_t *workers, json_t **order, size_t n)
+{
+	size_t width = 4;
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(json_string_value(json_object_get(order[i], "name")));
+		width = len > width ? len : width;
 	}
-	printf("%-*s  %-8s  %7s  %10s  %8s  %s\n", (int)width, "NAME", "STATE", "PID", "UPTIME",
-	       "RESTARTS", "INFO");
-	json_array_foreach(workers, i, w)
-	{
-		char pid[16] = "-", uptime[32] = "-";
+	(void)workers;
+	printf("%-*s  %-8s  %7s  %6s  %6s  %10s  %8s  %s\n", (int)width, "NAME", "STATE", "PID",
+	       "CPU%", "RSS", "UPTIME", "RESTARTS", "INFO");
+	for (size_t i = 0; i < n; i++) {
+		json_t *w = order[i];
+		char pid[16] = "-", uptime[32] = "-", cpu[16], rss[16];
 		json_t *jpid = json_object_get(w, "pid");
 		if (json_is_integer(jpid)) {
 			snprintf(pid, sizeof(pid), "%" JSON_INTEGER_FORMAT, json_integer_value(jpid));
 			format_duration(json_number_value(json_object_get(w, "uptime")), uptime,
 					sizeof(uptime));
 		}
+		format_cpu(json_object_get(w, "cpu"), cpu, sizeof(cpu));
+		format_rss(json_object_get(w, "rss"), rss, sizeof(rss));
 		const char *reason = json_string_value(json_object_get(w, "reason"));
 		const char *last = json_string_value(json_object_get(w, "last_exit"));
-		printf("%-*s  %-8s  %7s  %10s  %8" JSON_INTEGER_FORMAT "  %s\n", (int)width,
+		printf("%-*s  %-8s  %7s  %6s  %6s  %10s  %8" JSON_INTEGER_FORMAT "  %s\n", (int)width,
 		       json_string_value(json_object_get(w, "name")),
-		       json_string_value(json_object_get(w, "state")), pid, uptime,
+		       json_string_value(json_object_get(w, "state")), pid, cpu, rss, uptime,
 		       json_integer_value(json_object_get(w, "restarts")),
 		       reason ? reason : last ? last : "");
 	}
+}
+
+static void print_status(json_t *reply)
+{
+	json_t *workers = json_object_get(reply, "workers");
+	size_t n = json_array_size(workers);
+	json_t **order = calloc(n ? n : 1, sizeof(*order));
+	for (size_t i = 0; i < n; i++)
+		order[i] = json_array_get(workers, i);
+	print_workers(workers, order, n);
+	free(order);
+}
+
+static double cpu_of(json_t *w)
+{
+	json_t *v = json_object_get(w, "cpu");
+	return json_is_number(v) ? json_number_value(v) : -1;
+}
+
+static int by_cpu_desc(const void *a, const void *b)
+{
+	double x = cpu_of(*(json_t *const *)a), y = cpu_of(*(json_t *const *)b);
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* The system line and one line per group, top style. */
+static void print_top_header(json_t *reply)
+{
+	json_t *sys = json_object_get(reply, "system");
+	char used[16], total[16];
+	if (json_is_object(sys)) {
+		json_t *load = json_object_get(sys, "load");
+		format_rss(json_object_get(sys, "mem_used"), used, sizeof(used));
+		format_rss(json_object_get(sys, "mem_total"), total, sizeof(total));
+		printf("drover %s  pid %" JSON_INTEGER_FORMAT "  load %.2f %.2f %.2f  cpu %.1f%%  "
+		       "mem %s / %s\n",
+		       json_string_value(json_object_get(reply, "version")),
+		       json_integer_value(json_object_get(reply, "pid")),
+		       json_number_value(json_array_get(load, 0)),
+		       json_number_value(json_array_get(load, 1)),
+		       json_number_value(json_array_get(load, 2)),
+		       json_number_value(json_object_get(sys, "cpu")), used, total);
+	}
+	json_t *g;
+	size_t i;
+	json_array_foreach(json_object_get(reply, "groups"), i, g)
+	{
+		char cpu[16], rss[16];
+		format_cpu(json_object_get(g, "cpu"), cpu, sizeof(cpu));
+		format_rss(json_object_get(g, "rss"), rss, sizeof(rss));
+		const char *busiest = json_string_value(json_object_get(g, "busiest"));
+		printf("  %-16s %3" JSON_INTEGER_FORMAT "/%-3" JSON_INTEGER_FORMAT
+		       " running  cpu %6s%%  rss %6s  busiest %s\n",
+		       json_string_value(json_object_get(g, "name")),
+		       json_integer_value(json_object_get(g, "actual")),
+		       json_integer_value(json_object_get(g, "wanted")), cpu, rss,
+		       busiest ? busiest : "-");
+	}
+	printf("\n");
+}
+
+static void print_top(json_t *reply)
+{
+	json_t *workers = json_object_get(reply, "workers");
+	size_t n = json_array_size(workers);
+	json_t **order = calloc(n ? n : 1, sizeof(*order));
+	for (size_t i = 0; i < n; i++)
+		order[i] = json_array_get(workers, i);
+	qsort(order, n, sizeof(*order), by_cpu_desc);
+	print_top_header(reply);
+	print_workers(workers, order, n);
+	free(order);
 }
 
 static void print_reply(const struct command *cmd, json_t *reply)
@@ -160,6 +254,83 @@ static int stream_events(FILE *in)
 	return 0;
 }
 
+/* Send one request line and read its reply line. NULL when drover is gone. */
+static json_t *roundtrip(int fd, FILE *in, json_t *req)
+{
+	char *text = json_dumps(req, JSON_COMPACT);
+	size_t len = strlen(text);
+	text[len] = '\n';
+	int rc = send_all(fd, text, len + 1);
+	free(text);
+	char *line = rc == 0 ? read_line(in) : NULL;
+	json_t *reply = line ? json_loads(line, 0, NULL) : NULL;
+	free(line);
+	return reply;
+}
+
+/* drover ctl top: the status table sorted by CPU, redrawn every interval. */
+static int run_top(const char *path, double interval, long frames)
+{
+	int fd = connect_to(path);
+	if (fd < 0)
+		return 1;
+	FILE *in = fdopen(fd, "r");
+	if (!in) {
+		close(fd);
+		return 1;
+	}
+	bool tty = isatty(STDOUT_FILENO);
+	json_t *req = json_pack("{s:s}", "cmd", "status");
+	int status = 0;
+	for (long frame = 0; frames <= 0 || frame < frames; frame++) {
+		json_t *reply = roundtrip(fd, in, req);
+		if (!reply) {
+			fprintf(stderr, "drover ctl top: drover went away\n");
+			status = 1;
+			break;
+		}
+		if (tty)
+			fputs("\033[H\033[2J", stdout);
+		print_top(reply);
+		fflush(stdout);
+		json_decref(reply);
+		if (frames <= 0 || frame + 1 < frames) {
+			struct timespec ts = {(time_t)interval,
+					      (long)((interval - (double)(time_t)interval) * 1e9)};
+			nanosleep(&ts, NULL);
+		}
+	}
+	json_decref(req);
+	fclose(in);
+	return status;
+}
+
+static int top_main(int argc, char **argv, const char *path)
+{
+	double interval = 1.0;
+	long frames = 0;
+	int c;
+	optind = 1;
+	while ((c = getopt(argc, argv, "d:n:")) != -1) {
+		switch (c) {
+		case 'd':
+			interval = atof(optarg);
+			if (interval < 0.1 || interval > 60) {
+				fprintf(stderr, "drover ctl top: -d must be between 0.1 and 60\n");
+				return 2;
+			}
+			break;
+		case 'n':
+			frames = atol(optarg);
+			break;
+		default:
+			fprintf(stderr, "usage: drover ctl top [-d SECONDS] [-n FRAMES]\n");
+			return 2;
+		}
+	}
+	return run_top(path, interval, frames);
+}
+
 int ctl_main(int argc, char **argv)
 {
 	const char *config = "supervisor.ini", *socket_path = NULL;
@@ -194,6 +365,14 @@ int ctl_main(int argc, char **argv)
 		}
 	}
 	int nargs = argc - optind;
+	if (nargs >= 1 && !strcmp(argv[optind], "top")) {
+		char top_path[4096];
+		if (socket_path)
+			snprintf(top_path, sizeof(top_path), "%s", socket_path);
+		else
+			ctl_socket_path(config, top_path, sizeof(top_path));
+		return top_main(argc - optind, argv + optind, top_path);
+	}
 	if (nargs < 1 || nargs > 3) {
 		usage(stderr);
 		return 2;

@@ -181,6 +181,8 @@ static void handle_request(struct client *c, const char *line, size_t len)
 			client_reply(c, error_reply(msg));
 		} else if (command.spec->id == CMD_EVENTS) {
 			c->subscribed = true;
+			c->srv->sup->watchers++;
+			monitor_schedule(c->srv->sup);
 			client_reply(c, json_pack("{s:b, s:s}", "ok", 1, "message",
 						  "streaming events as JSON lines"));
 		} else {
@@ -261,6 +263,8 @@ static void client_kill(struct client *c, const char *why)
 	if (why)
 		emit_client_event(c->srv, EVENT_WARN, why, -1);
 	c->dead = true;
+	if (c->subscribed)
+		c->srv->sup->watchers--;
 	loop_watch_del(&c->srv->sup->loop, &c->watch);
 	close(c->watch.fd);
 	c->watch.fd = -1;

@@ -286,6 +286,7 @@ static json_t *on_log(struct supervisor *sup, const struct command *cmd)
 static json_t *on_status(struct supervisor *sup, const struct command *cmd)
 {
 	struct snapshot snap;
+	monitor_watch(sup);
 	snapshot_build(sup, &snap);
 	json_t *reply = snapshot_to_json(&snap);
 	snapshot_free(&snap);

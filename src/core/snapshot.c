@@ -21,6 +21,15 @@ void snapshot_build(struct supervisor *sup, struct snapshot *out)
 	out->state_dir = strdup(sup->cfg.state_dir);
 	out->uptime = now - sup->started;
 	out->shutting_down = sup->shutting_down;
+	if (sup->sampler_ok && sup->last_sample > 0) {
+		struct snapshot_system *sys = &out->system;
+		sys->has_metrics = true;
+		memcpy(sys->load, sup->sampler.load, sizeof(sys->load));
+		sys->cpu = sup->sampler.cpu;
+		sys->mem_used = sup->sampler.mem_used;
+		sys->mem_total = sup->sampler.mem_total;
+		sys->ncpu = sup->sampler.ncpu;
+	}
 
 	size_t nworkers = 0;
 	for (size_t i = 0; i < sup->ngroups; i++)
@@ -36,6 +45,7 @@ void snapshot_build(struct supervisor *sup, struct snapshot *out)
 		sg->name = strdup(g->name);
 		sg->priority = g->prog->priority;
 		sg->wanted = g->wanted;
+		double busiest = 0;
 		for (size_t j = 0; j < g->nworkers; j++) {
 			const struct worker *w = g->workers[j];
 			struct snapshot_worker *sw = &out->workers[out->nworkers++];
@@ -52,6 +62,29 @@ void snapshot_build(struct supervisor *sup, struct snapshot *out)
 				sw->last_exit = strdup(status);
 			}
 			sw->reason = dup_or_null(w->reason);
+			const struct worker_metrics *m = &w->metrics;
+			sw->has_metrics = m->valid && w->pid > 0;
+			sw->kstate = sw->has_metrics ? m->kstate : '-';
+			sw->cpu = sw->has_metrics ? m->cpu : -1;
+			sw->cpu_self = sw->has_metrics ? m->cpu_self : -1;
+			if (sw->has_metrics) {
+				sw->rss = m->rss;
+				sw->rss_self = m->rss_self;
+				sw->threads = m->threads;
+				sw->procs = m->procs;
+				sw->start_time = m->start_time;
+				if (sup->sampler.mem_total)
+					sw->mem_pct = (double)m->rss * 100.0 /
+						      (double)sup->sampler.mem_total;
+				sg->rss += m->rss;
+				if (m->cpu > 0)
+					sg->cpu += m->cpu;
+				if (m->cpu > busiest) {
+					busiest = m->cpu;
+					free(sg->busiest);
+					sg->busiest = strdup(w->spec.name);
+				}
+			}
 			sg->counts[w->fsm.state]++;
 			if (w->pid > 0)
 				sg->actual++;

@@ -370,6 +370,7 @@ static void emit_config_messages(struct supervisor *sup, struct conf_msgs *warni
 static void cleanup(struct supervisor *sup)
 {
 	flush_stdout(sup);
+	monitor_stop(sup);
 	for (size_t i = 0; i < sup->ngroups; i++)
 		group_free(sup->groups[i]);
 	free(sup->groups);
@@ -494,6 +495,7 @@ static int start_up(struct supervisor *sup, const struct supervisor_options *opt
 		if (g)
 			sup->groups[sup->ngroups++] = g;
 	}
+	monitor_start(sup);
 	/* programs are sorted by priority: lower starts first */
 	for (size_t i = 0; i < sup->ngroups; i++) {
 		struct group *g = sup->groups[i];
