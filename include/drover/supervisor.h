@@ -84,6 +84,8 @@ struct supervisor_options {
 	bool tail;            /* echo worker output (also [drover] tail) */
 	bool log_format_set;  /* --log-format given: overrides [drover] */
 	enum log_format log_format;
+	bool console;      /* the curses console owns the terminal (no stdout log) */
+	const char *theme; /* console theme name, NULL = default */
 };
 
 struct supervisor {

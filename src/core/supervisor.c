@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "drover/console.h"
 #include "drover/control.h"
 #include "drover/spawn.h"
 
@@ -52,6 +53,10 @@ void supervisor_write_stdout(struct supervisor *sup, const char *s, size_t len)
 static void flush_stdout(struct supervisor *sup)
 {
 	size_t off = 0;
+	if (sup->opts.console) {
+		sup->outlen = 0; /* the console owns the terminal: no --tail echo */
+		return;
+	}
 	while (off < sup->outlen) {
 		ssize_t n = write(STDOUT_FILENO, sup->outbuf + off, sup->outlen - off);
 		if (n < 0 && errno == EINTR)
@@ -370,6 +375,8 @@ static void emit_config_messages(struct supervisor *sup, struct conf_msgs *warni
 static void cleanup(struct supervisor *sup)
 {
 	flush_stdout(sup);
+	if (sup->opts.console)
+		console_stop(sup);
 	monitor_stop(sup);
 	for (size_t i = 0; i < sup->ngroups; i++)
 		group_free(sup->groups[i]);
@@ -439,7 +446,8 @@ static int start_up(struct supervisor *sup, const struct supervisor_options *opt
 
 	enum log_format fmt = opts->log_format_set ? opts->log_format : cfg->log_format;
 	sup->stdout_sink = (struct event_sink){.format = fmt, .write = stdout_sink_write, .arg = sup};
-	event_bus_add(&sup->bus, &sup->stdout_sink);
+	if (!opts->console) /* the console owns the terminal */
+		event_bus_add(&sup->bus, &sup->stdout_sink);
 	if (cfg->logfile) {
 		if (logfile_open(&sup->event_log, cfg->logfile, 50 * 1024 * 1024, 10) == 0) {
 			sup->file_sink = (struct event_sink){
@@ -496,6 +504,9 @@ static int start_up(struct supervisor *sup, const struct supervisor_options *opt
 			sup->groups[sup->ngroups++] = g;
 	}
 	monitor_start(sup);
+	/* before any spawn, so that a console that cannot open leaves nothing */
+	if (opts->console && console_start(sup) < 0)
+		return -1;
 	/* programs are sorted by priority: lower starts first */
 	for (size_t i = 0; i < sup->ngroups; i++) {
 		struct group *g = sup->groups[i];
