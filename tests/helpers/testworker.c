@@ -10,15 +10,29 @@
  *                              then sleep
  *   burn                       spin on one core
  *   alloc MB                   allocate and touch MB megabytes, sleep
+ *   orphans N [GOFILE]         (once GOFILE exists) make N orphans: fork a
+ *                              child that forks a grandchild, and both exit at
+ *                              once, so each grandchild is reparented to the
+ *                              nearest subreaper and reaped there; print
+ *                              "orphans made K", then sleep
+ *   daemons N                  start N daemons the classic way (fork, setsid,
+ *                              fork, parent exits), each printing "daemon PID"
+ *                              and sleeping; then sleep
+ *   drip N MS                  print N 64-byte lines to stdout, one write
+ *                              each, MS milliseconds apart, then sleep
  *   pidfile FILE ...           write own pid to FILE first, then do the rest
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static void sleep_forever(void)
@@ -50,7 +64,8 @@ static void report(const char *file)
 	struct dirent *e;
 	fputs("fds:", out);
 	while (d && (e = readdir(d)))
-		if (e->d_name[0] != '.' && atoi(e->d_name) != dirfd(d))
+		if (e->d_name[0] != '.' && atoi(e->d_name) != dirfd(d) &&
+		    atoi(e->d_name) != fileno(out)) /* the report itself */
 			fprintf(out, " %s", e->d_name);
 	fputs("\n", out);
 	if (d)
@@ -112,6 +127,53 @@ int main(int argc, char **argv)
 	} else if (!strcmp(mode, "burn")) {
 		for (volatile unsigned long x = 0;; x++)
 			;
+	} else if (!strcmp(mode, "orphans") && a + 1 < argc) {
+		int n = atoi(argv[a + 1]), made = 0;
+		struct stat st;
+		while (a + 2 < argc && stat(argv[a + 2], &st) < 0)
+			sleep_ms(5);
+		for (int i = 0; i < n; i++) {
+			pid_t pid = fork();
+			if (pid == 0)
+				_exit(fork() < 0 ? 1 : 0); /* child and grandchild both leave */
+			int status;
+			if (pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+			    WEXITSTATUS(status) == 0)
+				made++;
+		}
+		printf("orphans made %d\n", made);
+		fflush(stdout);
+		sleep_forever();
+	} else if (!strcmp(mode, "daemons") && a + 1 < argc) {
+		int n = atoi(argv[a + 1]);
+		for (int i = 0; i < n; i++) {
+			pid_t pid = fork();
+			if (pid == 0) {
+				setsid();
+				if (fork() == 0) {
+					printf("daemon %d\n", (int)getpid());
+					fflush(stdout);
+					sleep_forever();
+				}
+				_exit(0);
+			}
+			if (pid > 0)
+				waitpid(pid, NULL, 0);
+		}
+		sleep_forever();
+	} else if (!strcmp(mode, "drip") && a + 2 < argc) {
+		int n = atoi(argv[a + 1]);
+		long ms = atol(argv[a + 2]);
+		for (int i = 1; i <= n; i++) {
+			char line[64];
+			int k = snprintf(line, sizeof(line), "drip %06d ", i % 1000000);
+			memset(line + k, '.', sizeof(line) - 1 - (size_t)k);
+			line[sizeof(line) - 1] = '\n';
+			if (write(STDOUT_FILENO, line, sizeof(line)) != (ssize_t)sizeof(line))
+				return 4;
+			sleep_ms(ms);
+		}
+		sleep_forever();
 	} else if (!strcmp(mode, "alloc") && a + 1 < argc) {
 		size_t bytes = (size_t)atol(argv[a + 1]) << 20;
 		char *p = malloc(bytes);
