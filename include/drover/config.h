@@ -29,6 +29,19 @@ enum autorestart {
 	AUTORESTART_TRUE,
 };
 
+/* How a pool takes tasks: not at all, one line in / one line out in
+ * order, or JSON objects with ids. */
+enum task_protocol {
+	TASKS_NONE,
+	TASKS_LINES,
+	TASKS_JSON,
+};
+
+enum store_kind {
+	STORE_SQLITE,
+	STORE_MEMORY,
+};
+
 enum log_format {
 	LOG_FORMAT_LOGFMT,
 	LOG_FORMAT_JSON,
@@ -65,6 +78,15 @@ enum program_key {
 	/* drover's own keys */
 	PK_FATAL_AFTER,
 	PK_BACKOFF_MAX,
+	PK_MEMORY_LIMIT,
+	PK_CPU_LIMIT,
+	PK_LIMIT_GRACE,
+	PK_TASKS,
+	PK_PREFETCH,
+	PK_TASK_TIMEOUT,
+	PK_TASK_RETRIES,
+	PK_TASK_SOURCE,
+	PK_RESULTS,
 	PK__COUNT
 };
 
@@ -121,6 +143,14 @@ struct program_config {
 	unsigned long long memory_limit; /* bytes */
 	double cpu_limit;                /* percent of one core */
 	double limit_grace;              /* seconds, default 0 */
+
+	/* Tasks */
+	enum task_protocol tasks; /* default none */
+	int prefetch;             /* tasks in flight per worker, default 16 */
+	double task_timeout;      /* seconds, 0 = none */
+	int task_retries;         /* retries after the first attempt, default 3 */
+	char *task_source;        /* NULL, a file, or "!command" */
+	char *results;            /* NULL, or a file results are appended to */
 };
 
 /* A [group:x] section: programs that form one named group. */
@@ -156,6 +186,8 @@ struct config {
 	bool tail;
 	double refresh;          /* metrics tick, seconds, 0.1 - 60, default 1 */
 	double metrics_interval; /* headless metrics events, seconds, 0 = off, default 10 */
+	enum store_kind store;   /* default sqlite */
+	bool store_sync_full;    /* store_sync = full (default) | normal */
 
 	struct program_config *programs; /* sorted by (priority, name) */
 	size_t nprograms;

@@ -157,6 +157,38 @@ static void put_program_settings(FILE *out, const struct program_config *p)
 	put_loc(out, l[PK_FATAL_AFTER]);
 	fprintf(out, "backoff_max = %g", p->backoff_max);
 	put_loc(out, l[PK_BACKOFF_MAX]);
+	if (p->memory_limit) {
+		fputs("memory_limit = ", out);
+		put_size(out, (long long)p->memory_limit);
+		put_loc(out, l[PK_MEMORY_LIMIT]);
+	}
+	if (p->cpu_limit > 0) {
+		fprintf(out, "cpu_limit = %g%%", p->cpu_limit);
+		put_loc(out, l[PK_CPU_LIMIT]);
+	}
+	if (p->memory_limit || p->cpu_limit > 0) {
+		fprintf(out, "limit_grace = %g", p->limit_grace);
+		put_loc(out, l[PK_LIMIT_GRACE]);
+	}
+	static const char *const protocols[] = {"none", "lines", "json"};
+	fprintf(out, "tasks = %s", protocols[p->tasks]);
+	put_loc(out, l[PK_TASKS]);
+	if (p->tasks != TASKS_NONE) {
+		fprintf(out, "prefetch = %d", p->prefetch);
+		put_loc(out, l[PK_PREFETCH]);
+		fprintf(out, "task_timeout = %g", p->task_timeout);
+		put_loc(out, l[PK_TASK_TIMEOUT]);
+		fprintf(out, "task_retries = %d", p->task_retries);
+		put_loc(out, l[PK_TASK_RETRIES]);
+		if (p->task_source) {
+			fprintf(out, "task_source = %s", p->task_source);
+			put_loc(out, l[PK_TASK_SOURCE]);
+		}
+		if (p->results) {
+			fprintf(out, "results = %s", p->results);
+			put_loc(out, l[PK_RESULTS]);
+		}
+	}
 }
 
 static void put_worker(FILE *out, const struct worker_spec *w)

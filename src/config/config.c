@@ -84,6 +84,34 @@ static void load_drover(struct loader *ld, const struct raw_section *sec)
 		} else if (strcmp(kv->key, "socket") == 0) {
 			free(cfg->socket);
 			cfg->socket = cfg_kv_path(ld, sec, kv, &ctx, "a socket path");
+		} else if (strcmp(kv->key, "refresh") == 0) {
+			double r = cfg->refresh;
+			if (cfg_kv_seconds(ld, sec, kv, &ctx, &r) == 0) {
+				if (r < 0.1 || r > 60)
+					cfg_kv_error(ld, sec, kv, "expected %s", EXPECT_REFRESH);
+				else
+					cfg->refresh = r;
+			}
+		} else if (strcmp(kv->key, "metrics_interval") == 0) {
+			cfg_kv_seconds(ld, sec, kv, &ctx, &cfg->metrics_interval);
+		} else if (strcmp(kv->key, "store") == 0) {
+			char *v = cfg_kv_expand(ld, sec, kv, &ctx);
+			if (v != NULL && strcasecmp(v, "sqlite") == 0)
+				cfg->store = STORE_SQLITE;
+			else if (v != NULL && strcasecmp(v, "memory") == 0)
+				cfg->store = STORE_MEMORY;
+			else if (v != NULL)
+				cfg_kv_error(ld, sec, kv, "expected %s", EXPECT_STORE);
+			free(v);
+		} else if (strcmp(kv->key, "store_sync") == 0) {
+			char *v = cfg_kv_expand(ld, sec, kv, &ctx);
+			if (v != NULL && strcasecmp(v, "full") == 0)
+				cfg->store_sync_full = true;
+			else if (v != NULL && strcasecmp(v, "normal") == 0)
+				cfg->store_sync_full = false;
+			else if (v != NULL)
+				cfg_kv_error(ld, sec, kv, "expected %s", EXPECT_STORE_SYNC);
+			free(v);
 		} else {
 			cfg_kv_warn(ld, sec, kv, false);
 		}
@@ -372,6 +400,10 @@ static int load(const char *file, const char *text, struct config *out, struct c
 	cfg.umask = 022;
 	cfg.identifier = cfg_xstrdup("supervisor");
 	cfg.log_format = LOG_FORMAT_LOGFMT;
+	cfg.refresh = 1.0;
+	cfg.metrics_interval = 10;
+	cfg.store = STORE_SQLITE;
+	cfg.store_sync_full = true;
 
 	if (text != NULL)
 		cfg_read_text(&ld, file, text, strlen(text), false);

@@ -132,6 +132,8 @@ void cfg_validate_workers(struct loader *ld, const bool *bad);
 
 /* --- value parsers: 0 on success, -1 when not valid ------------------------ */
 
+int cfg_parse_percent(const char *s, double *out); /* "90%", "90", "150%" */
+
 #define EXPECT_BOOL        "true or false (or yes/no, on/off, 1/0)"
 #define EXPECT_NUMPROCS    "a positive integer"
 #define EXPECT_NONNEG_INT  "a non-negative integer"
@@ -145,6 +147,12 @@ void cfg_validate_workers(struct loader *ld, const bool *bad);
 #define EXPECT_FATAL_AFTER "N/W: N exits within W seconds, e.g. 10/60s or 5/2m (0 disables)"
 #define EXPECT_LOG_FORMAT  "logfmt or json"
 #define EXPECT_LOGFILE     "a path, AUTO or NONE"
+#define EXPECT_PERCENT     "a percentage of one core such as 90% (more than 100% for several cores)"
+#define EXPECT_TASKS       "none, lines or json"
+#define EXPECT_PREFETCH    "an integer from 1 to 100000"
+#define EXPECT_REFRESH     "a number of seconds from 0.1 to 60"
+#define EXPECT_STORE       "sqlite or memory"
+#define EXPECT_STORE_SYNC  "full or normal"
 #define EXPECT_ENV         "KEY=value pairs separated by commas (quote values that contain commas)"
 
 int cfg_parse_int(const char *s, long long min, long long max, long long *out);

@@ -42,6 +42,15 @@ static const char *const program_key_names[PK__COUNT] = {
     [PK_UMASK] = "umask",
     [PK_FATAL_AFTER] = "fatal_after",
     [PK_BACKOFF_MAX] = "backoff_max",
+    [PK_MEMORY_LIMIT] = "memory_limit",
+    [PK_CPU_LIMIT] = "cpu_limit",
+    [PK_LIMIT_GRACE] = "limit_grace",
+    [PK_TASKS] = "tasks",
+    [PK_PREFETCH] = "prefetch",
+    [PK_TASK_TIMEOUT] = "task_timeout",
+    [PK_TASK_RETRIES] = "task_retries",
+    [PK_TASK_SOURCE] = "task_source",
+    [PK_RESULTS] = "results",
 };
 
 /* supervisord program keys for features drover does not have. */
@@ -67,6 +76,9 @@ static void set_defaults(struct program_config *p)
 	p->fatal_after_count = 10;
 	p->fatal_after_window = 60;
 	p->backoff_max = 10;
+	p->tasks = TASKS_NONE;
+	p->prefetch = 16;
+	p->task_retries = 3;
 }
 
 /* A log file template: AUTO and NONE are case-insensitive in supervisord;
@@ -208,6 +220,58 @@ static void load_program_key(struct loader *ld, const struct raw_section *sec,
 			cfg_kv_error(ld, sec, kv, "expected %s", EXPECT_FATAL_AFTER);
 		free(v);
 		break;
+	case PK_MEMORY_LIMIT:
+		v = cfg_kv_expand(ld, sec, kv, ctx);
+		if (v != NULL && conf_parse_size(v, &size) == 0 && size >= 0)
+			p->memory_limit = (unsigned long long)size;
+		else if (v != NULL)
+			cfg_kv_error(ld, sec, kv, "expected %s", EXPECT_SIZE);
+		free(v);
+		break;
+	case PK_CPU_LIMIT:
+		/* read as written: "90%" is a percentage, not an expression */
+		if (cfg_parse_percent(kv->value, &p->cpu_limit) < 0)
+			cfg_kv_error(ld, sec, kv, "expected %s", EXPECT_PERCENT);
+		break;
+	case PK_LIMIT_GRACE:
+		cfg_kv_seconds(ld, sec, kv, ctx, &p->limit_grace);
+		break;
+	case PK_TASKS:
+		v = cfg_kv_expand(ld, sec, kv, ctx);
+		if (v != NULL && strcasecmp(v, "none") == 0)
+			p->tasks = TASKS_NONE;
+		else if (v != NULL && strcasecmp(v, "lines") == 0)
+			p->tasks = TASKS_LINES;
+		else if (v != NULL && strcasecmp(v, "json") == 0)
+			p->tasks = TASKS_JSON;
+		else if (v != NULL)
+			cfg_kv_error(ld, sec, kv, "expected %s", EXPECT_TASKS);
+		free(v);
+		break;
+	case PK_PREFETCH:
+		cfg_kv_int(ld, sec, kv, ctx, 1, 100000, EXPECT_PREFETCH, &p->prefetch);
+		break;
+	case PK_TASK_TIMEOUT:
+		cfg_kv_seconds(ld, sec, kv, ctx, &p->task_timeout);
+		break;
+	case PK_TASK_RETRIES:
+		cfg_kv_int(ld, sec, kv, ctx, 0, 1000, EXPECT_NONNEG_INT, &p->task_retries);
+		break;
+	case PK_TASK_SOURCE:
+		free(p->task_source);
+		p->task_source = NULL;
+		v = cfg_kv_expand(ld, sec, kv, ctx);
+		if (v != NULL && v[0] == '!')
+			p->task_source = v; /* a command: run in the program's directory */
+		else if (v != NULL) {
+			free(v);
+			p->task_source = cfg_kv_path(ld, sec, kv, ctx, "a file or !command");
+		}
+		break;
+	case PK_RESULTS:
+		free(p->results);
+		p->results = cfg_kv_path(ld, sec, kv, ctx, "a file");
+		break;
 	case PK__COUNT:
 		abort();
 	}
@@ -288,6 +352,8 @@ void cfg_program_free(struct program_config *p)
 	free(p->name);
 	free(p->group);
 	free(p->here);
+	free(p->task_source);
+	free(p->results);
 	free(p->command);
 	free(p->process_name);
 	free(p->environment);
@@ -333,5 +399,10 @@ bool program_config_equal(const struct program_config *a, const struct program_c
 	       log_eq(&a->stderr_log, &b->stderr_log) && a->has_umask == b->has_umask &&
 	       (!a->has_umask || a->umask == b->umask) &&
 	       a->fatal_after_count == b->fatal_after_count &&
-	       a->fatal_after_window == b->fatal_after_window && a->backoff_max == b->backoff_max;
+	       a->fatal_after_window == b->fatal_after_window && a->backoff_max == b->backoff_max &&
+	       a->memory_limit == b->memory_limit && a->cpu_limit == b->cpu_limit &&
+	       a->limit_grace == b->limit_grace && a->tasks == b->tasks &&
+	       a->prefetch == b->prefetch && a->task_timeout == b->task_timeout &&
+	       a->task_retries == b->task_retries && str_eq(a->task_source, b->task_source) &&
+	       str_eq(a->results, b->results);
 }

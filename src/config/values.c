@@ -376,3 +376,18 @@ fail:
 	cfg_strv_free(env);
 	return -1;
 }
+
+int cfg_parse_percent(const char *s, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (end == s || errno || v <= 0 || v != v)
+		return -1;
+	if (*end == '%')
+		end++;
+	if (*end != '\0')
+		return -1;
+	*out = v;
+	return 0;
+}

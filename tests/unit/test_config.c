@@ -330,7 +330,16 @@ static void test_every_program_key(void **state)
 	            "directory = /srv\n"
 	            "umask = 027\n"
 	            "fatal_after = 5/2m\n"
-	            "backoff_max = 30s\n");
+	            "backoff_max = 30s\n"
+	            "memory_limit = 256MB\n"
+	            "cpu_limit = 90%\n"
+	            "limit_grace = 5\n"
+	            "tasks = json\n"
+	            "prefetch = 4\n"
+	            "task_timeout = 30\n"
+	            "task_retries = 1\n"
+	            "task_source = !seq 10\n"
+	            "results = /tmp/results.jsonl\n");
 	assert_int_equal(l.warn.count, 0);
 	const struct program_config *p = config_find_program(&l.cfg, "web");
 	assert_non_null(p);
@@ -366,6 +375,15 @@ static void test_every_program_key(void **state)
 	assert_int_equal(p->fatal_after_count, 5);
 	assert_true(p->fatal_after_window == 120);
 	assert_true(p->backoff_max == 30);
+	assert_int_equal(p->memory_limit, 256ULL << 20);
+	assert_true(p->cpu_limit == 90);
+	assert_true(p->limit_grace == 5);
+	assert_int_equal(p->tasks, TASKS_JSON);
+	assert_int_equal(p->prefetch, 4);
+	assert_true(p->task_timeout == 30);
+	assert_int_equal(p->task_retries, 1);
+	assert_string_equal(p->task_source, "!seq 10");
+	assert_string_equal(p->results, "/tmp/results.jsonl");
 	/* every key knows its line: key k is on line k + 2 */
 	for (int k = 0; k < PK__COUNT; k++) {
 		assert_string_equal(p->loc[k].file, MAIN);
