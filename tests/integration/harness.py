@@ -354,16 +354,23 @@ class Drover:
 
     def _read(self, stream, sink):
         for raw in iter(stream.readline, b""):
-            sink(raw.decode("utf-8", errors="replace").rstrip("\n"))
+            sink(raw.rstrip(b"\n"))
         stream.close()
 
-    def _add_event(self, line):
+    def _add_event(self, raw):
+        try:
+            line, utf8 = raw.decode("utf-8"), True
+        except UnicodeDecodeError:
+            line, utf8 = raw.decode("utf-8", errors="replace"), False
         ev = parse_line(line)
+        if not utf8:
+            ev["_bad_utf8"] = raw
         with self.cond:
             self.events.append(ev)
             self.cond.notify_all()
 
-    def _add_stderr(self, line):
+    def _add_stderr(self, raw):
+        line = raw.decode("utf-8", errors="replace")
         with self.cond:
             self.stderr_lines.append(line)
             self.cond.notify_all()
@@ -451,11 +458,11 @@ class Drover:
             what=f"output {text!r} from {worker}")
 
     def pid_of(self, worker):
-        """The pid of worker's current process, from its last state event."""
-        for e in reversed(self.states(worker)):
-            if "pid" in e:
-                return int(e["pid"])
-            return None
+        """The pid of worker's current process, from its last state event
+        (None when that state has no process)."""
+        states = self.states(worker)
+        if states and "pid" in states[-1]:
+            return int(states[-1]["pid"])
         return None
 
     def pids_of(self, worker):

@@ -5,7 +5,7 @@ import os
 import signal
 import unittest
 
-from harness import Drover, program, tw, alive, poll
+from harness import Drover, program, tw, alive
 
 TOL = 0.4  # seconds of slack on every measured delay
 
@@ -152,6 +152,37 @@ class Lifecycle(unittest.TestCase):
         self.assertEqual(first.get("expected"), "false", d.context())
         d.wait_state("bad", "STARTING", 5, d.snapshot().index(first))
         d.assert_no_event(is_state("ok"), 0.5, d.mark(), what="restart of an expected exit")
+        d.assert_clean_exit(d.stop())
+
+    def test_autostart_false_starts_nothing(self):
+        d = Drover(self, "noauto")
+        d.write_config(program("idle", tw("sleep"), autostart=False),
+                       program("busy", tw("sleep"), startsecs=0))
+        d.start()
+        d.wait_state("busy", "RUNNING")
+        d.assert_no_event(is_state("idle"), 0.5, what="a state change of an autostart=false "
+                          "program")
+        self.assertEqual(len(d.marked_procs()), 1, "only busy runs")
+        d.assert_clean_exit(d.stop())
+
+    def test_worker_gets_directory_environment_and_supervisor_vars(self):
+        d = Drover(self, "env")
+        wd = d.path("work dir")
+        os.mkdir(wd)
+        script = d.path("show.sh")
+        with open(script, "w") as f:
+            f.write('#!/bin/sh\necho "cwd=$(pwd)"\necho "FOO=$FOO"\n'
+                    'echo "name=$SUPERVISOR_PROCESS_NAME group=$SUPERVISOR_GROUP_NAME '
+                    'enabled=$SUPERVISOR_ENABLED"\nexec sleep 100\n')
+        os.chmod(script, 0o755)
+        d.write_config(program("show", script, numprocs=2, startsecs=0,
+                               directory=wd,
+                               environment='FOO="a b,c"'))
+        d.start("--tail")
+        for w in ("show_00", "show_01"):
+            d.wait_output(w, f"cwd={wd}")
+            d.wait_output(w, "FOO=a b,c")
+            d.wait_output(w, f"name={w} group=show enabled=1")
         d.assert_clean_exit(d.stop())
 
 

@@ -147,6 +147,50 @@ class Logs(unittest.TestCase):
                         f"exit event in JSON: {[e['_raw'] for e in ex]}")
         self.assertEqual(evs[-1]["event"], "stopped")
 
+    def test_json_stays_valid_for_any_worker_output(self):
+        """Quotes, backslashes, control characters and bytes that are not
+        UTF-8 in a worker's output: every line must still be JSON, and JSON
+        text is UTF-8 (RFC 8259 section 8.1)."""
+        d = Drover(self, "jsonbytes")
+        script = d.path("w.sh")
+        with open(script, "wb") as f:
+            f.write(b"#!/bin/sh\n"
+                    b"printf 'caf\\351 \"q\" \\\\ tab\\there\\001end\\n'\n"
+                    b"exec sleep 100\n")
+        os.chmod(script, 0o755)
+        d.write_config(program("w", script, startsecs=0))
+        d.start("--log-format", "json", "--tail")
+        e = d.wait_event(lambda e: e.get("event") == "output" or
+                         '"event":"output"' in e.get("_raw", ""), 10, what="the worker's line")
+        d.assert_clean_exit(d.stop())
+        if "_bad_utf8" in e:
+            self.fail(f"drover wrote bytes that are not UTF-8 in a JSON line: {e['_bad_utf8']!r}")
+        self.assertEqual(e.get("_format"), "json", f"not JSON: {e['_raw']!r}")
+        line = e["line"]
+        self.assertTrue(line.startswith("caf") and line.endswith(' "q" \\ tab\there\x01end'),
+                        f"line as decoded from JSON: {line!r}")
+
+    def test_json_stays_valid_for_a_long_line_of_control_bytes(self):
+        """1000 bytes of \\x01 on one line: escaped, that is 6000 characters
+        of JSON; the line must still be one complete object."""
+        d = Drover(self, "jsonlong")
+        script = d.path("w.sh")
+        with open(script, "w") as f:
+            f.write("#!/bin/sh\nhead -c 1000 /dev/zero | tr '\\000' '\\001'\necho\n"
+                    "exec sleep 100\n")
+        os.chmod(script, 0o755)
+        d.write_config(program("w", script, startsecs=0))
+        d.start("--log-format", "json", "--tail")
+        d.wait_state("w", "RUNNING")
+        d.wait_event(lambda e: "output" in e.get("_raw", ""), 10, what="the worker's line")
+        d.assert_clean_exit(d.stop())
+        bad = [e["_raw"] for e in d.snapshot() if e.get("_format") != "json"]
+        if bad:
+            self.fail(f"{len(bad)} line(s) are not JSON; the first ({len(bad[0])} chars) ends "
+                      f"{bad[0][-40:]!r}")
+        got = "".join(e["line"] for e in d.snapshot() if e["event"] == "output")
+        self.assertEqual(got, "\x01" * 1000, "the worker's bytes, decoded from JSON")
+
     def test_logfmt_quotes_values_that_need_it(self):
         d = Drover(self, "logfmt")
         d.write_config(program("ghost", "nosuch-drover-command", startsecs=0))

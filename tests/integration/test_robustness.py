@@ -6,8 +6,7 @@ import signal
 import time
 import unittest
 
-from harness import (Drover, program, tw, poll, children_of, zombies_of, fd_list,
-                     describe)
+from harness import Drover, program, tw, poll, children_of, zombies_of, fd_list
 
 
 class Robustness(unittest.TestCase):

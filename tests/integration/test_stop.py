@@ -2,7 +2,6 @@
 drover, one drover per state_dir."""
 
 import os
-import re
 import signal
 import time
 import unittest
@@ -49,6 +48,64 @@ class Stop(unittest.TestCase):
                                f"expected stopwaitsecs=1\n" + d.context())
         d.assert_clean_exit(rc)
         self.assertFalse(alive(pid), describe(pid))
+        d.assert_no_marked_procs()
+
+    def test_sigstopped_worker_gets_sigcont_and_dies_by_stopsignal(self):
+        """A paused (SIGSTOP'd) worker cannot act on SIGTERM until it is
+        continued: drover sends SIGCONT after the stop signal, so the worker
+        dies of SIGTERM at once instead of waiting for SIGKILL."""
+        d = Drover(self, "sigcont")
+        d.write_config(program("frozen", tw("sleep"), startsecs=0, stopwaitsecs=5))
+        d.start()
+        pid = int(d.wait_state("frozen", "RUNNING")["pid"])
+        os.kill(pid, signal.SIGSTOP)
+        ok = poll(lambda: (_state(pid) or "") in "Tt" and _state(pid) is not None, 5)
+        self.assertTrue(ok, f"worker did not stop: {describe(pid)}")
+        t0 = time.monotonic()
+        rc = d.stop()
+        took = time.monotonic() - t0
+        d.assert_clean_exit(rc)
+        ex = d.events_named("exit", worker="frozen")
+        self.assertEqual([e.get("status") for e in ex], ["signal:TERM"],
+                         "a stopped worker must get SIGCONT and die of its stopsignal\n"
+                         + d.context())
+        self.assertLess(took, 3, f"stop took {took:.1f}s (stopwaitsecs=5)")
+
+    def test_stopsignal_is_honoured(self):
+        d = Drover(self, "stopsignal")
+        d.write_config(program("hup", tw("sleep"), startsecs=0, stopsignal="HUP"),
+                       program("int", tw("sleep"), startsecs=0, stopsignal="SIGINT"))
+        d.start()
+        d.wait_state("hup", "RUNNING")
+        d.wait_state("int", "RUNNING")
+        d.assert_clean_exit(d.stop())
+        for w, sig in (("hup", "signal:HUP"), ("int", "signal:INT")):
+            self.assertEqual([e.get("status") for e in d.events_named("exit", worker=w)], [sig],
+                             f"{w} must be stopped with its stopsignal\n" + d.context())
+
+    def test_shutdown_during_starting_and_backoff_is_prompt(self):
+        d = Drover(self, "shutdown-mid")
+        d.write_config(program("slow", tw("sleep"), startsecs=30, stopwaitsecs=5),
+                       program("crashy", tw("exit", 1), startsecs=1, startretries=100),
+                       program("resting", tw("exit", 0, 50), startsecs=0, autorestart=True,
+                               fatal_after="10/60s"))
+        d.start()
+        d.wait_state("slow", "STARTING")
+        d.wait_state("crashy", "BACKOFF")
+        # resting: its 2nd exit waits 1 s in EXITED before the restart
+        d.wait_event(lambda e: e.get("event") == "state" and e.get("worker") == "resting" and
+                     "restart in" in e.get("reason", ""), 10, what="resting waiting to restart")
+        t0 = time.monotonic()
+        after = d.mark()
+        rc = d.stop()
+        took = time.monotonic() - t0
+        d.assert_clean_exit(rc)
+        self.assertLess(took, 3, f"shutdown took {took:.1f}s\n" + d.context())
+        again = [e["_raw"] for e in d.snapshot()[after:]
+                 if e.get("event") == "state" and e.get("to") == "STARTING"]
+        self.assertEqual(again, [], "nothing may start while drover shuts down")
+        for w in ("slow", "crashy", "resting"):
+            self.assertEqual(d.states(w)[-1].get("to"), "STOPPED", f"{w}\n" + d.context())
         d.assert_no_marked_procs()
 
     def test_stopasgroup_leaves_no_grandchildren(self):
@@ -227,6 +284,15 @@ def _sig_ignored(pid, sig):
     except OSError:
         return False
     return False
+
+
+def _state(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return data[data.rfind(")") + 2:].split()[0]
 
 
 def _sid(pid):
