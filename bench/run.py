@@ -721,11 +721,12 @@ def report(n, args, floor, d, s, results):
             parts.append("first worker exec'd at %s, then %.3f ms per worker" %
                          (fmt_s(first), rate))
         if "rss_kb" in R:
-            parts.append("RSS %.1f MiB (anon %.1f, file %.1f; peak %.1f MiB; %.1f MiB after "
-                         "the idle window)"
+            after = R.get("rss_after_idle_kb")
+            parts.append("RSS %.1f MiB (anon %.1f, file %.1f; peak %.1f MiB%s)"
                          % (R["rss_kb"] / 1024, (R.get("RssAnon") or 0) / 1024,
                             (R.get("RssFile") or 0) / 1024, (R.get("VmHWM") or 0) / 1024,
-                            (R.get("rss_after_idle_kb") or 0) / 1024))
+                            "" if after is None else
+                            "; %.1f MiB after the idle window" % (after / 1024)))
         if "restart" in R:
             rr = R["restart"]
             parts.append("restart min %s / median %s / p90 %s / max %s%s"
@@ -929,6 +930,7 @@ def _term(signum, frame):
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGINT, _term)  # even when started in the background
     signal.signal(signal.SIGTERM, _term)
     signal.signal(signal.SIGHUP, _term)
     try:
