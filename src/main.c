@@ -9,6 +9,7 @@
 
 #include "drover/check.h"
 #include "drover/ctl.h"
+#include "drover/submit.h"
 #include "drover/supervisor.h"
 
 static void usage(FILE *f)
@@ -81,6 +82,8 @@ int main(int argc, char **argv)
 		return cmd_check(argc - 1, argv + 1);
 	if (argc > 1 && !strcmp(argv[1], "ctl"))
 		return ctl_main(argc - 1, argv + 1);
+	if (argc > 1 && !strcmp(argv[1], "submit"))
+		return submit_main(argc - 1, argv + 1);
 
 	struct supervisor_options opts = {.config_path = "supervisor.ini"};
 	static const struct option longopts[] = {

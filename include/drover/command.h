@@ -22,6 +22,12 @@ enum command_id {
 	CMD_LOG,
 	CMD_SHUTDOWN,
 	CMD_EVENTS,
+	CMD_SUBMIT,
+	CMD_TASKS,
+	CMD_TASK,
+	CMD_CANCEL,
+	CMD_RETRY,
+	CMD_WAIT,
 	CMD__COUNT
 };
 
@@ -49,6 +55,7 @@ struct command {
 	int scale_n;      /* scale: the number, or the delta with scale_relative */
 	bool scale_relative;
 	int log_lines;    /* log */
+	char arg[64];     /* tasks: the state filter, as given */
 };
 
 const struct command_spec *command_lookup(const char *name);

@@ -16,6 +16,7 @@
 #include "drover/loop.h"
 #include "drover/pidmap.h"
 #include "drover/ring.h"
+#include "drover/queue.h"
 #include "drover/sampler.h"
 
 struct supervisor;
@@ -62,6 +63,7 @@ struct worker {
 	struct worker_stream out, err;
 	struct ring ring;
 	struct worker_metrics metrics;
+	struct task_link *tasks; /* NULL unless the program takes tasks */
 	struct worker_spec *next_spec; /* reload: the spec to run once STOPPED */
 	bool start_after_stop; /* restart: start again once STOPPED */
 	bool retire;           /* scaled away: free once STOPPED */
@@ -77,6 +79,7 @@ struct group {
 	size_t cap;
 	int wanted;    /* workers asked for (numprocs, or the last scale) */
 	bool removing; /* gone from the config: freed once its workers are */
+	struct group_queue *queue; /* NULL unless the program takes tasks */
 };
 
 struct supervisor_options {
@@ -84,6 +87,7 @@ struct supervisor_options {
 	bool tail;            /* echo worker output (also [drover] tail) */
 	bool log_format_set;  /* --log-format given: overrides [drover] */
 	enum log_format log_format;
+	const char *store_kind; /* overrides [drover] store ("memory" for drover map) */
 	bool console;      /* the curses console owns the terminal (no stdout log) */
 	const char *theme; /* console theme name, NULL = default */
 };
@@ -99,6 +103,8 @@ struct supervisor {
 	struct config **retired_cfgs; /* replaced by reloads, still used by removed groups */
 	size_t nretired;
 	struct control_server *control;
+	struct store *store;        /* NULL until some program takes tasks */
+	struct queue_state *queue;
 	struct sampler sampler;
 	bool sampler_ok;
 	struct loop_timer sample_timer;
@@ -170,7 +176,7 @@ void monitor_watch(struct supervisor *sup);
 void monitor_schedule(struct supervisor *sup);
 
 /* Orphans: processes reparented to drover (the subreaper). */
-enum pid_kind { PID_WORKER = 1, PID_ORPHAN };
+enum pid_kind { PID_WORKER = 1, PID_ORPHAN, PID_SOURCE };
 void orphans_scan(struct supervisor *sup, struct worker *fallback_owner);
 void orphans_reaped(struct supervisor *sup, pid_t pid);
 /* Kill the orphans that came from w (all orphans when w is NULL). */

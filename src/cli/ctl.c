@@ -1,6 +1,8 @@
 /* drover ctl: send one command to a running drover and show the reply. */
 #include "drover/ctl.h"
 
+#include "drover/client.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -41,52 +43,6 @@ void ctl_socket_path(const char *config_path, char *out, unsigned long outlen)
 	char *copy = strdup(config_path);
 	snprintf(out, outlen, "%s/.drover/drover.sock", copy ? dirname(copy) : ".");
 	free(copy);
-}
-
-static int connect_to(const char *path)
-{
-	struct sockaddr_un addr = {.sun_family = AF_UNIX};
-	if (strlen(path) >= sizeof(addr.sun_path)) {
-		fprintf(stderr, "drover ctl: socket path too long: %s\n", path);
-		return -1;
-	}
-	memcpy(addr.sun_path, path, strlen(path) + 1);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-		fprintf(stderr, "drover ctl: no drover is running on %s (%s)\n", path,
-			strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-static int send_all(int fd, const char *buf, size_t len)
-{
-	while (len) {
-		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* One reply line, grown as needed. NULL at EOF. */
-static char *read_line(FILE *in)
-{
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n = getline(&line, &cap, in);
-	if (n <= 0) {
-		free(line);
-		return NULL;
-	}
-	return line;
 }
 
 static void format_duration(double secs, char *buf, size_t len)
@@ -219,11 +175,79 @@ static void print_top(json_t *reply)
 	free(order);
 }
 
+static const char *str_or(json_t *v, const char *dflt)
+{
+	return json_is_string(v) ? json_string_value(v) : dflt;
+}
+
+static void print_tasks(json_t *reply)
+{
+	json_t *counts = json_object_get(reply, "counts"), *v;
+	const char *key;
+	printf("%s:", json_string_value(json_object_get(reply, "group")));
+	json_object_foreach(counts, key, v)
+		printf(" %s=%" JSON_INTEGER_FORMAT, key, json_integer_value(v));
+	printf("\n%-10s  %-9s  %8s  %-14s  %-24s  %s\n", "ID", "STATE", "ATTEMPTS", "WORKER", "TASK",
+	       "RESULT / ERROR");
+	size_t i;
+	json_array_foreach(json_object_get(reply, "tasks"), i, v)
+	{
+		const char *err = str_or(json_object_get(v, "error"), NULL);
+		printf("%-10" JSON_INTEGER_FORMAT "  %-9s  %8" JSON_INTEGER_FORMAT
+		       "  %-14s  %-24.24s  %s\n",
+		       json_integer_value(json_object_get(v, "id")),
+		       str_or(json_object_get(v, "state"), "?"),
+		       json_integer_value(json_object_get(v, "attempts")),
+		       str_or(json_object_get(v, "worker"), "-"), str_or(json_object_get(v, "task"), ""),
+		       err ? err : str_or(json_object_get(v, "result"), ""));
+	}
+	if (json_is_true(json_object_get(reply, "truncated")))
+		printf("(the first %zu shown)\n", json_array_size(json_object_get(reply, "tasks")));
+}
+
+static void print_task(json_t *reply)
+{
+	json_t *t = json_object_get(reply, "task");
+	const char *keys[] = {"id",     "group",  "state",   "attempts", "worker",
+			      "task",   "result", "error",   "created",  "started",
+			      "finished"};
+	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+		json_t *v = json_object_get(t, keys[k]);
+		if (json_is_string(v))
+			printf("%-9s %s\n", keys[k], json_string_value(v));
+		else if (json_is_integer(v))
+			printf("%-9s %" JSON_INTEGER_FORMAT "\n", keys[k], json_integer_value(v));
+		else if (json_is_real(v)) {
+			time_t secs = (time_t)json_real_value(v);
+			struct tm tm;
+			char when[64];
+			gmtime_r(&secs, &tm);
+			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+			printf("%-9s %s\n", keys[k], when);
+		} else
+			printf("%-9s -\n", keys[k]);
+	}
+}
+
 static void print_reply(const struct command *cmd, json_t *reply)
 {
 	json_t *v;
 	size_t i;
 	switch (cmd->spec->id) {
+	case CMD_TASKS:
+		print_tasks(reply);
+		break;
+	case CMD_TASK:
+		print_task(reply);
+		break;
+	case CMD_WAIT:
+		printf("%s: drained: %" JSON_INTEGER_FORMAT " done, %" JSON_INTEGER_FORMAT
+		       " dead, %" JSON_INTEGER_FORMAT " cancelled\n",
+		       json_string_value(json_object_get(reply, "group")),
+		       json_integer_value(json_object_get(reply, "done")),
+		       json_integer_value(json_object_get(reply, "dead")),
+		       json_integer_value(json_object_get(reply, "cancelled")));
+		break;
 	case CMD_STATUS:
 		print_status(reply);
 		break;
@@ -246,7 +270,7 @@ static void print_reply(const struct command *cmd, json_t *reply)
 static int stream_events(FILE *in)
 {
 	char *line;
-	while ((line = read_line(in))) {
+	while ((line = client_read_line(in))) {
 		fputs(line, stdout);
 		fflush(stdout);
 		free(line);
@@ -254,24 +278,10 @@ static int stream_events(FILE *in)
 	return 0;
 }
 
-/* Send one request line and read its reply line. NULL when drover is gone. */
-static json_t *roundtrip(int fd, FILE *in, json_t *req)
-{
-	char *text = json_dumps(req, JSON_COMPACT);
-	size_t len = strlen(text);
-	text[len] = '\n';
-	int rc = send_all(fd, text, len + 1);
-	free(text);
-	char *line = rc == 0 ? read_line(in) : NULL;
-	json_t *reply = line ? json_loads(line, 0, NULL) : NULL;
-	free(line);
-	return reply;
-}
-
 /* drover ctl top: the status table sorted by CPU, redrawn every interval. */
 static int run_top(const char *path, double interval, long frames)
 {
-	int fd = connect_to(path);
+	int fd = client_connect(path);
 	if (fd < 0)
 		return 1;
 	FILE *in = fdopen(fd, "r");
@@ -283,7 +293,7 @@ static int run_top(const char *path, double interval, long frames)
 	json_t *req = json_pack("{s:s}", "cmd", "status");
 	int status = 0;
 	for (long frame = 0; frames <= 0 || frame < frames; frame++) {
-		json_t *reply = roundtrip(fd, in, req);
+		json_t *reply = client_roundtrip(fd, in, req);
 		if (!reply) {
 			fprintf(stderr, "drover ctl top: drover went away\n");
 			status = 1;
@@ -373,13 +383,16 @@ int ctl_main(int argc, char **argv)
 			ctl_socket_path(config, top_path, sizeof(top_path));
 		return top_main(argc - optind, argv + optind, top_path);
 	}
-	if (nargs < 1 || nargs > 3) {
+	if (nargs < 1 || nargs > 4 || (nargs == 4 && strcmp(argv[optind], "tasks"))) {
 		usage(stderr);
 		return 2;
 	}
 	const char *name = argv[optind];
 	const char *target = nargs > 1 ? argv[optind + 1] : NULL;
 	const char *arg = nargs > 2 ? argv[optind + 2] : NULL;
+	/* tasks GROUP --state S reads better than a bare third word */
+	if (nargs == 4 && !strcmp(name, "tasks") && !strcmp(argv[optind + 2], "--state"))
+		arg = argv[optind + 3];
 	/* "scale GROUP N" and "kill TARGET SIG" read naturally; "log W N" too */
 	struct command cmd;
 	char err[512];
@@ -393,7 +406,7 @@ int ctl_main(int argc, char **argv)
 		snprintf(path, sizeof(path), "%s", socket_path);
 	else
 		ctl_socket_path(config, path, sizeof(path));
-	int fd = connect_to(path);
+	int fd = client_connect(path);
 	if (fd < 0)
 		return 1;
 
@@ -406,7 +419,7 @@ int ctl_main(int argc, char **argv)
 	json_decref(req);
 	size_t len = strlen(text);
 	text[len] = '\n';
-	int rc = send_all(fd, text, len + 1);
+	int rc = client_send_all(fd, text, len + 1);
 	free(text);
 	FILE *in = fdopen(fd, "r");
 	if (rc < 0 || !in) {
@@ -417,7 +430,7 @@ int ctl_main(int argc, char **argv)
 			close(fd);
 		return 1;
 	}
-	char *line = read_line(in);
+	char *line = client_read_line(in);
 	if (!line) {
 		fprintf(stderr, "drover ctl: drover closed the connection without a reply\n");
 		fclose(in);
@@ -445,6 +458,8 @@ int ctl_main(int argc, char **argv)
 			print_reply(&cmd, reply);
 		if (cmd.spec->id == CMD_EVENTS)
 			status = stream_events(in);
+		if (cmd.spec->id == CMD_WAIT && json_integer_value(json_object_get(reply, "dead")) > 0)
+			status = 3; /* drained, but some tasks ended dead */
 	}
 	json_decref(reply);
 	free(line);

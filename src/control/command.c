@@ -34,6 +34,18 @@ const struct command_spec command_table[CMD__COUNT] = {
 	 "stop every worker and exit"},
 	{CMD_EVENTS, "events", NEED_NONE, NEED_NONE, "events",
 	 "stream events as JSON lines until the client hangs up"},
+	{CMD_SUBMIT, "submit", NEED_REQUIRED, NEED_NONE, "submit GROUP (tasks in \"tasks\")",
+	 "queue tasks for a pool; replied once they are durable"},
+	{CMD_TASKS, "tasks", NEED_REQUIRED, NEED_OPTIONAL, "tasks GROUP [STATE]",
+	 "list a pool's tasks (pending running done failed dead cancelled)"},
+	{CMD_TASK, "task", NEED_REQUIRED, NEED_NONE, "task ID",
+	 "one task: state, result, attempts, worker, times"},
+	{CMD_CANCEL, "cancel", NEED_REQUIRED, NEED_NONE, "cancel ID|GROUP",
+	 "cancel a pending task, or all of a pool's"},
+	{CMD_RETRY, "retry", NEED_REQUIRED, NEED_NONE, "retry ID|GROUP",
+	 "put dead (or cancelled) tasks back in the queue"},
+	{CMD_WAIT, "wait", NEED_REQUIRED, NEED_NONE, "wait GROUP",
+	 "block until the pool's queue is drained"},
 };
 
 const struct command_spec *command_lookup(const char *name)
@@ -81,6 +93,9 @@ static int parse_arg(struct command *c, const char *arg, char *err, size_t errle
 			return -1;
 		}
 		c->scale_n = (int)v;
+		return 0;
+	case CMD_TASKS:
+		snprintf(c->arg, sizeof(c->arg), "%s", arg);
 		return 0;
 	case CMD_LOG:
 		if (!parse_int(arg, &v) || v < 1 || v > RING_LINES) {

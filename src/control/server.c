@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "drover/control.h"
+#include "drover/queue.h"
 #include "drover/supervisor.h"
 
 #define REQUEST_MAX (64 * 1024)       /* longest request line */
@@ -32,6 +33,7 @@ struct client {
 	bool subscribed; /* streaming events */
 	bool closing;    /* close once the output is flushed */
 	bool dead;       /* closed, freed at the end of the loop turn */
+	int deferred;    /* replies promised but not yet sent */
 	struct client *next;
 };
 
@@ -137,6 +139,18 @@ static void client_reply(struct client *c, json_t *reply)
 	free(text);
 }
 
+static void handle_input(struct client *c);
+
+/* A reply that had to wait (for the commit, or a drained queue). */
+static void deferred_reply(void *arg, json_t *reply)
+{
+	struct client *c = arg;
+	c->deferred--;
+	client_reply(c, reply);
+	if (!c->dead && !c->deferred)
+		handle_input(c); /* requests held back to keep replies in order */
+}
+
 static json_t *error_reply(const char *msg)
 {
 	return json_pack("{s:b, s:s}", "ok", 0, "error", msg);
@@ -179,6 +193,17 @@ static void handle_request(struct client *c, const char *line, size_t len)
 		if (command_parse(json_string_value(cmd), target, arg, &command, msg,
 				  sizeof(msg)) < 0) {
 			client_reply(c, error_reply(msg));
+		} else if (command.spec->id == CMD_SUBMIT || command.spec->id == CMD_WAIT) {
+			json_t *now = command.spec->id == CMD_SUBMIT
+					      ? queue_submit(c->srv->sup, command.target,
+							     json_object_get(req, "tasks"),
+							     deferred_reply, c)
+					      : queue_wait(c->srv->sup, command.target, deferred_reply,
+							   c);
+			if (now)
+				client_reply(c, now);
+			else
+				c->deferred++;
 		} else if (command.spec->id == CMD_EVENTS) {
 			c->subscribed = true;
 			c->srv->sup->watchers++;
@@ -197,6 +222,8 @@ static void handle_input(struct client *c)
 {
 	size_t start = 0;
 	for (;;) {
+		if (c->deferred)
+			break; /* one reply per request, in order: wait for it */
 		char *nl = memchr(c->in + start, '\n', c->inlen - start);
 		if (!nl)
 			break;
@@ -263,6 +290,8 @@ static void client_kill(struct client *c, const char *why)
 	if (why)
 		emit_client_event(c->srv, EVENT_WARN, why, -1);
 	c->dead = true;
+	if (c->deferred)
+		queue_forget(c->srv->sup, c);
 	if (c->subscribed)
 		c->srv->sup->watchers--;
 	loop_watch_del(&c->srv->sup->loop, &c->watch);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "drover/control.h"
+#include "drover/queue.h"
 #include "drover/reload.h"
 #include "drover/snapshot.h"
 #include "drover/supervisor.h"
@@ -358,6 +359,16 @@ json_t *supervisor_execute(struct supervisor *sup, const struct command *cmd)
 	case CMD_SHUTDOWN:
 		supervisor_shutdown(sup, "command:shutdown");
 		return ok("shutting down");
+	case CMD_TASKS:
+		return queue_tasks(sup, cmd->target, cmd->arg);
+	case CMD_TASK:
+		return queue_task(sup, cmd->target);
+	case CMD_CANCEL:
+		return queue_cancel(sup, cmd->target);
+	case CMD_RETRY:
+		return queue_retry(sup, cmd->target);
+	case CMD_SUBMIT: /* need the request's tasks: the server calls queue_submit */
+	case CMD_WAIT:   /* replies later: the server calls queue_wait */
 	case CMD_EVENTS:
 	case CMD__COUNT:
 		break;

@@ -64,6 +64,7 @@ struct group *group_new(struct supervisor *sup, const struct program_config *pro
 			worker_free(w);
 		}
 	}
+	queue_group_init(sup, g);
 	return g;
 }
 
@@ -74,6 +75,7 @@ void group_free(struct group *g)
 		worker_free(g->workers[i]);
 	}
 	free(g->workers);
+	queue_group_free(g);
 	free(g->name);
 	free(g);
 }
@@ -84,6 +86,8 @@ static void retire(struct worker *w)
 {
 	w->retire = true;
 	w->start_after_stop = false;
+	if (task_link_drain(w))
+		return; /* stops once its tasks are done, or at stopwaitsecs */
 	if (w->fsm.state != WORKER_STOPPING)
 		worker_event(w, FSM_STOP);
 }
@@ -92,6 +96,8 @@ static void retire(struct worker *w)
 static void unretire(struct worker *w)
 {
 	w->retire = false;
+	if (w->tasks)
+		w->tasks->draining = false;
 	if (w->fsm.state == WORKER_STOPPING)
 		w->start_after_stop = true;
 	else if (!worker_alive(w))

@@ -178,6 +178,7 @@ static void tick(struct supervisor *sup)
 	if (every > 0 && now - sup->last_metrics_event >= every - 0.05 && !sup->shutting_down) {
 		sup->last_metrics_event = now;
 		emit_metrics(sup);
+		queue_emit_events(sup);
 	}
 }
 

@@ -59,6 +59,8 @@ static void apply_item(struct supervisor *sup, const struct reload_item *it, jso
 			json_array_append_new(errors, json_string(err));
 		break;
 	case RELOAD_ADDED: {
+		if (queue_open(sup, false, err, sizeof(err)) < 0)
+			json_array_append_new(errors, json_string(err));
 		struct group *ng = group_new(sup, it->new_prog);
 		struct group **groups =
 			ng ? realloc(sup->groups, (sup->ngroups + 1) * sizeof(*groups)) : NULL;

@@ -46,6 +46,17 @@ void snapshot_build(struct supervisor *sup, struct snapshot *out)
 		sg->priority = g->prog->priority;
 		sg->wanted = g->wanted;
 		double busiest = 0;
+		if (g->queue) {
+			const struct store_counts *c = &g->queue->counts;
+			sg->has_queue = true;
+			sg->pending = c->n[TASK_PENDING];
+			sg->running = c->n[TASK_RUNNING];
+			sg->done = c->n[TASK_DONE];
+			sg->failed = c->n[TASK_FAILED];
+			sg->dead = c->n[TASK_DEAD];
+			sg->rate = queue_rate(g->queue, now);
+			sg->latency = queue_latency(g->queue, now);
+		}
 		for (size_t j = 0; j < g->nworkers; j++) {
 			const struct worker *w = g->workers[j];
 			struct snapshot_worker *sw = &out->workers[out->nworkers++];
@@ -86,6 +97,10 @@ void snapshot_build(struct supervisor *sup, struct snapshot *out)
 				}
 			}
 			sg->counts[w->fsm.state]++;
+			if (w->tasks) {
+				sw->tasks_done = w->tasks->done;
+				sw->tasks_inflight = (int)w->tasks->count;
+			}
 			if (w->pid > 0)
 				sg->actual++;
 		}

@@ -119,6 +119,8 @@ static void reap(struct supervisor *sup)
 		if (e->kind == PID_WORKER) {
 			last_owner = e->ptr;
 			worker_reaped(e->ptr, wait_status_of(&si));
+		} else if (e->kind == PID_SOURCE) {
+			queue_source_reaped(sup, si.si_pid);
 		} else {
 			orphans_reaped(sup, si.si_pid);
 		}
@@ -216,6 +218,7 @@ static void before_sleep(struct loop *loop, void *arg)
 {
 	struct supervisor *sup = arg;
 	supervisor_collect(sup);
+	queue_turn(sup);
 	if (sup->shutting_down) {
 		shutdown_progress(sup);
 		/* orphans are not ours to wait for: look again shortly */
@@ -381,6 +384,7 @@ static void cleanup(struct supervisor *sup)
 	for (size_t i = 0; i < sup->ngroups; i++)
 		group_free(sup->groups[i]);
 	free(sup->groups);
+	queue_close(sup);
 	for (size_t i = 0; i < sup->pids.cap; i++)
 		if (sup->pids.slots[i].pid && sup->pids.slots[i].kind == PID_ORPHAN)
 			orphans_reaped(sup, sup->pids.slots[i].pid);
@@ -498,6 +502,10 @@ static int start_up(struct supervisor *sup, const struct supervisor_options *opt
 	sup->groups = calloc(cfg->nprograms ? cfg->nprograms : 1, sizeof(*sup->groups));
 	if (!sup->groups)
 		return -1;
+	if (queue_open(sup, false, err, sizeof(err)) < 0) {
+		fprintf(stderr, "drover: task store: %s\n", err);
+		return -1;
+	}
 	for (size_t i = 0; i < cfg->nprograms; i++) {
 		struct group *g = group_new(sup, &cfg->programs[i]);
 		if (g)

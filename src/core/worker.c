@@ -116,6 +116,8 @@ static void stream_close(struct worker *w, struct worker_stream *s)
 		return;
 	if (s->plen)
 		stream_line(w, s); /* a last line without its newline */
+	if (s == &w->out && w->tasks)
+		task_link_eof(w);
 	loop_watch_del(&w->sup->loop, &s->watch);
 	close(s->watch.fd);
 	s->watch.fd = -1;
@@ -133,6 +135,7 @@ void worker_free(struct worker *w)
 	logfile_close(&w->out.log);
 	logfile_close(&w->err.log);
 	ring_free(&w->ring);
+	task_link_free(w);
 	worker_spec_free(&w->spec);
 	if (w->next_spec) {
 		worker_spec_free(w->next_spec);
@@ -219,6 +222,10 @@ static bool stream_drain(struct worker *w, struct worker_stream *s)
 	for (;;) {
 		ssize_t n = read(s->watch.fd, buf, sizeof(buf));
 		if (n > 0) {
+			if (s == &w->out && w->tasks) {
+				task_link_output(w, buf, (size_t)n); /* results, not log */
+				continue;
+			}
 			if (s->log.fd >= 0)
 				logfile_write(&s->log, buf, (size_t)n);
 			stream_lines(w, s, buf, (size_t)n);
@@ -283,14 +290,20 @@ static void emit_state(struct worker *w, const struct fsm_output *o)
 static bool do_spawn(struct worker *w, struct spawn_result *res)
 {
 	const struct program_config *p = w->group->prog;
-	int out_child = -1, err_child = -1;
+	int out_child = -1, err_child = -1, in_child = -1;
 	memset(res, 0, sizeof(*res));
-	int rc = stream_pipe(w, &w->out, &out_child);
+	int rc = 0;
+	if (p->tasks != TASKS_NONE && w->sup->store)
+		rc = task_link_pipes(w, &in_child);
+	if (rc == 0)
+		rc = stream_pipe(w, &w->out, &out_child);
 	if (rc == 0 && !p->redirect_stderr)
 		rc = stream_pipe(w, &w->err, &err_child);
 	if (rc < 0) {
 		if (out_child >= 0)
 			close(out_child);
+		if (in_child >= 0)
+			close(in_child);
 		snprintf(res->why, sizeof(res->why), "cannot make output pipes: %s",
 			 strerror(-rc));
 		res->permanent = false;
@@ -303,12 +316,14 @@ static bool do_spawn(struct worker *w, struct spawn_result *res)
 		.user = w->spec.user,
 		.has_umask = p->has_umask,
 		.umask = p->umask,
-		.stdin_fd = w->sup->devnull,
+		.stdin_fd = in_child >= 0 ? in_child : w->sup->devnull,
 		.stdout_fd = out_child,
 		.stderr_fd = p->redirect_stderr ? out_child : err_child,
 	};
 	rc = spawn_process(&req, res);
 	close(out_child);
+	if (in_child >= 0)
+		close(in_child);
 	if (err_child >= 0)
 		close(err_child);
 	if (rc < 0)
@@ -409,6 +424,13 @@ void worker_reaped(struct worker *w, int wait_status)
 	pid_t pid = w->pid;
 	w->pid = 0;
 	w->last_status = wait_status;
+	if (w->tasks) {
+		/* died on its own: the head of its line takes the blame; stopped
+		 * by drover: everything goes back free */
+		char st[32];
+		fsm_describe_status(wait_status, st, sizeof(st));
+		task_link_exited(w, w->fsm.state != WORKER_STOPPING, st);
+	}
 
 	struct event e;
 	fsm_describe_status(wait_status, status, sizeof(status));
