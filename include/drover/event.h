@@ -45,6 +45,9 @@ void event_bool(struct event *e, const char *key, bool value);
 /* Render one line (with '\n') into buf; returns its length (truncated to
  * fit). Pure. */
 size_t event_format(const struct event *e, enum log_format fmt, char *buf, size_t len);
+/* The same, and *need receives the buffer size the whole line takes. */
+size_t event_format_need(const struct event *e, enum log_format fmt, char *buf, size_t len,
+			 size_t *need);
 
 /* A destination for rendered events. */
 struct event_sink {

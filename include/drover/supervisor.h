@@ -183,6 +183,7 @@ void orphans_reaped(struct supervisor *sup, pid_t pid);
 void orphans_kill(struct supervisor *sup, struct worker *w);
 size_t orphans_count(const struct supervisor *sup);
 void orphans_forget_owner(struct supervisor *sup, struct worker *w);
+void orphans_sweep_leftovers(struct supervisor *sup);
 /* drover's live children, workers and orphans (reads /proc). */
 size_t supervisor_children(struct supervisor *sup);
 

@@ -456,6 +456,7 @@ int ctl_main(int argc, char **argv)
 			fputs(line, stdout);
 		else
 			print_reply(&cmd, reply);
+		fflush(stdout); /* a pipe reader sees the confirmation at once */
 		if (cmd.spec->id == CMD_EVENTS)
 			status = stream_events(in);
 		if (cmd.spec->id == CMD_WAIT && json_integer_value(json_object_get(reply, "dead")) > 0)

@@ -24,7 +24,7 @@
 struct client {
 	struct control_server *srv;
 	struct loop_watch watch;
-	char in[REQUEST_MAX + 1];
+	char in[REQUEST_MAX + 1]; /* a full-size request and its newline */
 	size_t inlen;
 	bool discarding; /* inside an over-long line: skip to its end */
 	char *out;
@@ -238,7 +238,7 @@ static void handle_input(struct client *c)
 	}
 	memmove(c->in, c->in + start, c->inlen - start);
 	c->inlen -= start;
-	if (c->inlen == REQUEST_MAX) {
+	if (c->inlen == sizeof(c->in)) { /* no newline within REQUEST_MAX + 1 bytes */
 		if (!c->discarding) {
 			char msg[96];
 			snprintf(msg, sizeof(msg), "request longer than %d bytes: ignored",
@@ -259,7 +259,7 @@ static void client_io(struct loop *loop, struct loop_watch *w, uint32_t events)
 	if (c->dead || !(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 		return;
 	for (;;) {
-		ssize_t n = recv(c->watch.fd, c->in + c->inlen, REQUEST_MAX - c->inlen, 0);
+		ssize_t n = recv(c->watch.fd, c->in + c->inlen, sizeof(c->in) - c->inlen, 0);
 		if (n > 0) {
 			c->inlen += (size_t)n;
 			handle_input(c);
@@ -287,9 +287,7 @@ static void client_kill(struct client *c, const char *why)
 {
 	if (c->dead)
 		return;
-	if (why)
-		emit_client_event(c->srv, EVENT_WARN, why, -1);
-	c->dead = true;
+	c->dead = true; /* first: the event below must not come back to it */
 	if (c->deferred)
 		queue_forget(c->srv->sup, c);
 	if (c->subscribed)
@@ -297,6 +295,8 @@ static void client_kill(struct client *c, const char *why)
 	loop_watch_del(&c->srv->sup->loop, &c->watch);
 	close(c->watch.fd);
 	c->watch.fd = -1;
+	if (why)
+		emit_client_event(c->srv, EVENT_WARN, why, -1);
 }
 
 /* Free the clients closed during this loop turn. */

@@ -92,7 +92,7 @@ static int resolve(struct supervisor *sup, const char *target, struct targets *t
 				targets_add(t, in_group.items[i]);
 		free(in_group.items);
 		if (!t->count) {
-			snprintf(err, errlen, "no worker '%s' in group '%s'", name, group);
+			snprintf(err, errlen, "no worker '%.200s' in group '%.200s'", name, group);
 			return -1;
 		}
 		return 0;

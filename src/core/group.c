@@ -117,6 +117,11 @@ int group_scale(struct group *g, int n, char *err, size_t errlen)
 		w = worker_new(g->sup, g, i, err, errlen);
 		if (!w)
 			return -1;
+		if (supervisor_find_worker(g->sup, w->spec.name)) {
+			snprintf(err, errlen, "a worker named '%s' exists already", w->spec.name);
+			worker_free(w);
+			return -1;
+		}
 		if (group_insert(g, w) < 0) {
 			worker_free(w);
 			snprintf(err, errlen, "out of memory");

@@ -3,6 +3,7 @@
  * died). Each is remembered with the worker it came from, reaped when it
  * exits, and killed when that worker is stopped or drover shuts down, even
  * if it called setsid() and escaped the worker's process group. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -124,6 +125,44 @@ static size_t list_children(pid_t self, pid_t **out)
 	}
 	*out = pids;
 	return count;
+}
+
+/* Processes a previous drover on this state_dir left running (it was
+ * killed too hard to stop them): they would be duplicates of the workers we
+ * are about to start. The lock says that drover is gone. */
+void orphans_sweep_leftovers(struct supervisor *sup)
+{
+	char want[4200], path[64];
+	static char env[65536];
+	int wlen = snprintf(want, sizeof(want), "DROVER_STATE_DIR=%s", sup->cfg.state_dir);
+	DIR *d = opendir("/proc");
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		char *end;
+		long pid = strtol(de->d_name, &end, 10);
+		if (*end || pid <= 1 || pid == sup->self)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/environ", pid);
+		ssize_t n = read_file(path, env, sizeof(env));
+		bool ours = false;
+		for (ssize_t i = 0; i < n && !ours; i += (ssize_t)strlen(env + i) + 1)
+			ours = !strncmp(env + i, want, (size_t)wlen + 1);
+		if (!ours)
+			continue;
+		int pidfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+		if (pidfd < 0)
+			continue;
+		syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+		close(pidfd);
+		struct event e;
+		event_init(&e, EVENT_WARN, "leftover");
+		event_int(&e, "pid", pid);
+		event_str(&e, "message", "left by a drover that died on this state_dir: killed");
+		supervisor_emit(sup, &e);
+	}
+	closedir(d);
 }
 
 size_t supervisor_children(struct supervisor *sup)

@@ -502,6 +502,7 @@ static int start_up(struct supervisor *sup, const struct supervisor_options *opt
 	sup->groups = calloc(cfg->nprograms ? cfg->nprograms : 1, sizeof(*sup->groups));
 	if (!sup->groups)
 		return -1;
+	orphans_sweep_leftovers(sup);
 	if (queue_open(sup, false, err, sizeof(err)) < 0) {
 		fprintf(stderr, "drover: task store: %s\n", err);
 		return -1;

@@ -25,6 +25,26 @@ static int open_stream_log(struct worker_stream *s, const char *path,
 	return logfile_open(&s->log, path, lc->maxbytes, lc->backups);
 }
 
+/* Every process of a worker's tree carries the state_dir it belongs to, so a
+ * drover started after a crash can find what its predecessor left. */
+static int mark_env(struct supervisor *sup, struct worker_spec *spec)
+{
+	size_t n = 0;
+	while (spec->env_add && spec->env_add[n])
+		n++;
+	char **env = realloc(spec->env_add, (n + 2) * sizeof(*env));
+	if (!env)
+		return -1;
+	spec->env_add = env;
+	size_t len = strlen(sup->cfg.state_dir) + sizeof("DROVER_STATE_DIR=");
+	env[n] = malloc(len);
+	if (!env[n])
+		return -1;
+	snprintf(env[n], len, "DROVER_STATE_DIR=%s", sup->cfg.state_dir);
+	env[n + 1] = NULL;
+	return 0;
+}
+
 static void open_logs(struct worker *w)
 {
 	const struct program_config *p = w->group->prog;
@@ -57,6 +77,7 @@ static void swap_spec(struct worker *w)
 
 void worker_respec(struct worker *w, struct worker_spec *spec)
 {
+	mark_env(w->sup, spec);
 	if (w->next_spec) {
 		worker_spec_free(w->next_spec);
 		free(w->next_spec);
@@ -89,7 +110,21 @@ struct worker *worker_new(struct supervisor *sup, struct group *g, int index, ch
 		return NULL;
 	}
 	const struct program_config *p = g->prog;
+	/* a one-worker program is named NAME; grown past one, the newcomers
+	 * take NAME_NN so that every name stays unique */
+	struct program_config grown;
+	if (!p->process_name && p->numprocs == 1 && index > 0) {
+		grown = *p;
+		grown.numprocs = index + 1;
+		p = &grown;
+	}
 	if (program_expand(&sup->cfg, p, p->numprocs_start + index, &w->spec, err, errlen) < 0) {
+		free(w);
+		return NULL;
+	}
+	if (mark_env(sup, &w->spec) < 0) {
+		snprintf(err, errlen, "out of memory");
+		worker_spec_free(&w->spec);
 		free(w);
 		return NULL;
 	}

@@ -1,6 +1,9 @@
 #include "drover/event.h"
 
+#include "drover/utf8.h"
+
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
@@ -60,10 +63,12 @@ void event_bool(struct event *e, const char *key, bool value)
 struct out {
 	char *buf;
 	size_t len, cap;
+	size_t need; /* what the whole line takes, cut or not */
 };
 
 static void put(struct out *o, const char *s, size_t n)
 {
+	o->need += n;
 	if (o->len + 1 < o->cap) {
 		size_t room = o->cap - 1 - o->len;
 		memcpy(o->buf + o->len, s, n < room ? n : room);
@@ -101,10 +106,22 @@ static void put_ts(struct out *o, long long ts_ms)
 	putf(o, ".%03dZ", (int)(ts_ms % 1000));
 }
 
+/* Workers print anything; what we write stays valid UTF-8 (JSON requires
+ * it): a byte that starts no valid sequence becomes U+FFFD. */
 static void put_escaped(struct out *o, const char *s)
 {
 	for (; *s; s++) {
 		unsigned char c = (unsigned char)*s;
+		if (c >= 0x80) {
+			size_t n = utf8_seq_len((const unsigned char *)s, strlen(s));
+			if (n == 0) {
+				put(o, "\xef\xbf\xbd", 3);
+			} else {
+				put(o, s, n);
+				s += n - 1;
+			}
+			continue;
+		}
 		switch (c) {
 		case '"':
 			put(o, "\\\"", 2);
@@ -135,8 +152,9 @@ static bool logfmt_needs_quotes(const char *s)
 	if (!*s)
 		return true;
 	for (; *s; s++)
-		if (*s <= ' ' || *s == '"' || *s == '=' || *s == '\\' || *s == 0x7f)
-			return true;
+		if ((unsigned char)*s <= ' ' || *s == '"' || *s == '=' || *s == '\\' ||
+		    (unsigned char)*s >= 0x7f)
+			return true; /* quoted values are escaped: control and non-UTF-8 bytes */
 	return false;
 }
 
@@ -216,6 +234,12 @@ static void format_json(const struct event *e, struct out *o)
 
 size_t event_format(const struct event *e, enum log_format fmt, char *buf, size_t len)
 {
+	return event_format_need(e, fmt, buf, len, NULL);
+}
+
+size_t event_format_need(const struct event *e, enum log_format fmt, char *buf, size_t len,
+			 size_t *need)
+{
 	struct out o = {.buf = buf, .len = 0, .cap = len};
 	if (len < 2)
 		return 0;
@@ -227,6 +251,8 @@ size_t event_format(const struct event *e, enum log_format fmt, char *buf, size_
 		format_logfmt(e, &o);
 	buf[o.len++] = '\n';
 	buf[o.len] = '\0';
+	if (need)
+		*need = o.need + 2;
 	return o.len;
 }
 
@@ -247,13 +273,26 @@ void event_bus_remove(struct event_bus *bus, struct event_sink *sink)
 
 void event_emit(struct event_bus *bus, struct event *e)
 {
-	char line[2][4096];
+	/* most events fit the stack; a long escaped output line gets the heap.
+	 * A sink may emit while we emit (a dropped client), so nothing static. */
+	char small[2][4096];
+	char *line[2] = {small[0], small[1]};
 	size_t len[2] = {0, 0};
 	for (size_t i = 0; i < bus->nsinks; i++) {
 		struct event_sink *s = bus->sinks[i];
 		int f = s->format == LOG_FORMAT_JSON;
-		if (!len[f])
-			len[f] = event_format(e, s->format, line[f], sizeof(line[f]));
+		if (!len[f]) {
+			size_t need = 0;
+			len[f] = event_format_need(e, s->format, line[f], sizeof(small[f]), &need);
+			char *big = need > sizeof(small[f]) ? malloc(need) : NULL;
+			if (big) {
+				line[f] = big;
+				len[f] = event_format(e, s->format, big, need);
+			}
+		}
 		s->write(s, line[f], len[f]);
 	}
+	for (int f = 0; f < 2; f++)
+		if (line[f] != small[f])
+			free(line[f]);
 }

@@ -1,5 +1,7 @@
 #include "drover/ring.h"
 
+#include "drover/utf8.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,11 +9,11 @@ void ring_push(struct ring *r, const char *line, size_t len)
 {
 	if (len > RING_LINE_MAX)
 		len = RING_LINE_MAX;
-	char *copy = malloc(len + 1);
+	/* the ring feeds JSON replies and the console: keep it valid UTF-8 */
+	char *copy = malloc(3 * len + 1);
 	if (!copy)
 		return; /* losing a display line beats losing the supervisor */
-	memcpy(copy, line, len);
-	copy[len] = '\0';
+	utf8_sanitize(line, len, copy);
 	free(r->lines[r->head]);
 	r->lines[r->head] = copy;
 	r->head = (r->head + 1) % RING_LINES;

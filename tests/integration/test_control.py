@@ -249,6 +249,8 @@ class Commands(unittest.TestCase):
         self.assertTrue(lines, "drover ctl events printed nothing")
         self.assertEqual(lines[0], "streaming events as JSON lines")
         evs = [json.loads(l) for l in lines[1:]]
+        if not evs:
+            c.ok("scale", "w", "1")  # subscribed now: this one is ours to see
         while not evs:
             got = self.read_lines(p, buf, 10)
             self.assertTrue(got, "no event line from drover ctl events")
@@ -941,6 +943,19 @@ class Abuse(unittest.TestCase):
         other = self.c.connect()
         other.send(b'{"cmd":"events"}\n')
         self.assertTrue(other.reply()["ok"])
+        # the reading subscriber reads as events come, in its own thread
+        got_events = []
+        def read_other():
+            while True:
+                line = other.readline(30)
+                if line is None:
+                    return
+                e = json.loads(line)
+                got_events.append(e["event"])
+                if e["event"] == "control":
+                    return
+        reader = threading.Thread(target=read_other, daemon=True)
+        reader.start()
         # "scale w 2" when w has 2 changes nothing but still makes a scale event
         # (~110 bytes): enough of them overflow the 4 MiB backlog
         with self.c.connect() as conn:
@@ -960,15 +975,10 @@ class Abuse(unittest.TestCase):
                                "event=control for the dropped subscriber")
         self.assertIn("does not read", ev["message"])
         # the reading subscriber got every event in order, including that one
-        seen = 0
-        while True:
-            line = other.readline(10)
-            e = json.loads(line)
-            if e["event"] == "control":
-                break
-            self.assertEqual(e["event"], "scale")
-            seen += 1
-        self.assertGreater(seen, 10000)
+        reader.join(30)
+        self.assertEqual(got_events[-1:], ["control"], "the reader was dropped too")
+        self.assertEqual(set(got_events[:-1]), {"scale"})
+        self.assertGreater(len(got_events), 10000)
         other.close()
         sub.close()
         self.alive_and_well()
