@@ -10,6 +10,7 @@
 #include "drover/check.h"
 #include "drover/ctl.h"
 #include "drover/submit.h"
+#include "drover/map.h"
 #include "drover/supervisor.h"
 
 static void usage(FILE *f)
@@ -84,6 +85,8 @@ int main(int argc, char **argv)
 		return ctl_main(argc - 1, argv + 1);
 	if (argc > 1 && !strcmp(argv[1], "submit"))
 		return submit_main(argc - 1, argv + 1);
+	if (argc > 1 && !strcmp(argv[1], "map"))
+		return map_main(argc - 1, argv + 1);
 
 	struct supervisor_options opts = {.config_path = "supervisor.ini"};
 	static const struct option longopts[] = {

@@ -52,6 +52,7 @@ size_t event_format_need(const struct event *e, enum log_format fmt, char *buf, 
 /* A destination for rendered events. */
 struct event_sink {
 	enum log_format format;
+	enum event_level min_level; /* events below are not written */
 	void (*write)(struct event_sink *sink, const char *line, size_t len);
 	void *arg;
 };

@@ -90,6 +90,7 @@ struct supervisor_options {
 	const char *store_kind; /* overrides [drover] store ("memory" for drover map) */
 	bool console;      /* the curses console owns the terminal (no stdout log) */
 	const char *theme; /* console theme name, NULL = default */
+	struct map_run *map; /* drover map: stdin tasks, stdout results, no socket */
 };
 
 struct supervisor {
@@ -128,6 +129,7 @@ struct supervisor {
 	char *outbuf;
 	size_t outlen, outcap;
 	struct event_sink file_sink; /* [supervisord] logfile */
+	struct event_sink stderr_sink; /* drover map: warnings and errors only */
 	struct logfile event_log;
 };
 

@@ -20,6 +20,7 @@
 
 #include "drover/console.h"
 #include "drover/control.h"
+#include "drover/map.h"
 #include "drover/spawn.h"
 
 #define SHUTDOWN_ORPHAN_GRACE 5.0 /* seconds to wait for leftovers to die */
@@ -71,6 +72,13 @@ static void flush_stdout(struct supervisor *sup)
 static void stdout_sink_write(struct event_sink *sink, const char *line, size_t len)
 {
 	supervisor_write_stdout(sink->arg, line, len);
+}
+
+static void stderr_sink_write(struct event_sink *sink, const char *line, size_t len)
+{
+	(void)sink;
+	ssize_t ignored = write(STDERR_FILENO, line, len);
+	(void)ignored;
 }
 
 static void file_sink_write(struct event_sink *sink, const char *line, size_t len)
@@ -218,6 +226,8 @@ static void before_sleep(struct loop *loop, void *arg)
 {
 	struct supervisor *sup = arg;
 	supervisor_collect(sup);
+	if (sup->opts.map)
+		map_turn(sup);
 	queue_turn(sup);
 	if (sup->shutting_down) {
 		shutdown_progress(sup);
@@ -380,6 +390,8 @@ static void cleanup(struct supervisor *sup)
 	flush_stdout(sup);
 	if (sup->opts.console)
 		console_stop(sup);
+	if (sup->opts.map)
+		map_detach(sup);
 	monitor_stop(sup);
 	for (size_t i = 0; i < sup->ngroups; i++)
 		group_free(sup->groups[i]);
@@ -450,8 +462,14 @@ static int start_up(struct supervisor *sup, const struct supervisor_options *opt
 
 	enum log_format fmt = opts->log_format_set ? opts->log_format : cfg->log_format;
 	sup->stdout_sink = (struct event_sink){.format = fmt, .write = stdout_sink_write, .arg = sup};
-	if (!opts->console) /* the console owns the terminal */
+	if (opts->map) { /* stdout is for results */
+		sup->stderr_sink = (struct event_sink){.format = LOG_FORMAT_LOGFMT,
+						       .min_level = EVENT_WARN,
+						       .write = stderr_sink_write};
+		event_bus_add(&sup->bus, &sup->stderr_sink);
+	} else if (!opts->console) { /* the console owns the terminal */
 		event_bus_add(&sup->bus, &sup->stdout_sink);
+	}
 	if (cfg->logfile) {
 		if (logfile_open(&sup->event_log, cfg->logfile, 50 * 1024 * 1024, 10) == 0) {
 			sup->file_sink = (struct event_sink){
@@ -479,8 +497,9 @@ static int start_up(struct supervisor *sup, const struct supervisor_options *opt
 		snprintf(sock, sizeof(sock), "%s", cfg->socket);
 	else
 		snprintf(sock, sizeof(sock), "%s/drover.sock", cfg->state_dir);
-	sup->control = control_server_start(sup, sock, err, sizeof(err));
-	if (!sup->control) {
+	/* drover map is a one-shot pool: nobody steers it */
+	sup->control = opts->map ? NULL : control_server_start(sup, sock, err, sizeof(err));
+	if (!sup->control && !opts->map) {
 		fprintf(stderr, "drover: %s\n", err);
 		conf_msgs_free(&warnings);
 		return -1;
@@ -513,6 +532,10 @@ static int start_up(struct supervisor *sup, const struct supervisor_options *opt
 			sup->groups[sup->ngroups++] = g;
 	}
 	monitor_start(sup);
+	if (opts->map && map_attach(sup) < 0) {
+		fprintf(stderr, "drover map: cannot set up the pool\n");
+		return -1;
+	}
 	/* before any spawn, so that a console that cannot open leaves nothing */
 	if (opts->console && console_start(sup) < 0)
 		return -1;

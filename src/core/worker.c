@@ -471,7 +471,9 @@ void worker_reaped(struct worker *w, int wait_status)
 	fsm_describe_status(wait_status, status, sizeof(status));
 	bool expected = (wait_status & 0x7f) == 0 &&
 			program_exitcode_expected(w->group->prog, (wait_status >> 8) & 0xff);
-	event_init(&e, expected ? EVENT_INFO : EVENT_WARN, "exit");
+	/* an exit drover asked for (a stop) is news, not a warning */
+	bool asked = w->fsm.state == WORKER_STOPPING;
+	event_init(&e, expected || asked ? EVENT_INFO : EVENT_WARN, "exit");
 	event_str(&e, "worker", w->spec.name);
 	event_int(&e, "pid", pid);
 	event_str(&e, "status", status);

@@ -281,6 +281,8 @@ void event_emit(struct event_bus *bus, struct event *e)
 	for (size_t i = 0; i < bus->nsinks; i++) {
 		struct event_sink *s = bus->sinks[i];
 		int f = s->format == LOG_FORMAT_JSON;
+		if (e->level < s->min_level)
+			continue;
 		if (!len[f]) {
 			size_t need = 0;
 			len[f] = event_format_need(e, s->format, line[f], sizeof(small[f]), &need);

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "drover/map.h"
 #include "drover/queue.h"
 #include "drover/supervisor.h"
 
@@ -458,6 +459,8 @@ static void fail_task(struct worker *w, struct inflight *in, const char *why)
 			event_str(&e, "error", why);
 			supervisor_emit(sup, &e);
 			results_line(g, in->id, in->payload, in->len, NULL, 0, why);
+			if (sup->opts.map)
+				map_result(sup, in->id, NULL, 0, why);
 		}
 	}
 	free(in->payload);
@@ -475,6 +478,8 @@ static void ack_task(struct worker *w, struct inflight *in, const char *result, 
 		count_done(w->group, supervisor_now() - in->sent);
 		w->tasks->done++;
 		results_line(w->group, in->id, in->payload, in->len, result, len, NULL);
+		if (sup->opts.map)
+			map_result(sup, in->id, result, len, NULL);
 	}
 	free(in->payload);
 	in->payload = NULL;
