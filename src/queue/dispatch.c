@@ -92,10 +92,9 @@ static struct group *find_task_group(struct supervisor *sup, const char *name)
 
 static void resync_counts(struct supervisor *sup, struct group *g)
 {
+	/* the store keeps its counts in memory: asking is cheap and exact */
 	if (g->queue && store_counts(sup->store, g->name, &g->queue->counts) < 0)
 		store_trouble(sup, "cannot count tasks");
-	if (g->queue)
-		g->queue->next_take = 0;
 }
 
 /* ---- results file ---- */
@@ -427,9 +426,6 @@ static void count_done(struct group *g, double latency)
 	}
 	q->done_per_sec[sec % QUEUE_RATE_SLOTS]++;
 	q->latency_per_sec[sec % QUEUE_RATE_SLOTS] += latency;
-	q->counts.n[TASK_DONE]++;
-	if (q->counts.n[TASK_RUNNING] > 0)
-		q->counts.n[TASK_RUNNING]--;
 }
 
 /* A task failed an attempt: retry later, or dead after task_retries. */
@@ -445,9 +441,6 @@ static void fail_task(struct worker *w, struct inflight *in, const char *why)
 		store_trouble(sup, "cannot record a failed task");
 	if (rc == 1) {
 		bool dead = in->attempts >= max;
-		g->queue->counts.n[dead ? TASK_DEAD : TASK_FAILED]++;
-		if (g->queue->counts.n[TASK_RUNNING] > 0)
-			g->queue->counts.n[TASK_RUNNING]--;
 		g->queue->next_take = 0;
 		if (dead) {
 			struct event e;
@@ -561,12 +554,8 @@ void task_link_exited(struct worker *w, bool blame, const char *why)
 			continue;
 		}
 		batch(sup);
-		if (store_requeue(sup->store, in.id, in.lease, true) == 1 && q) {
-			q->counts.n[TASK_PENDING]++;
-			if (q->counts.n[TASK_RUNNING] > 0)
-				q->counts.n[TASK_RUNNING]--;
+		if (store_requeue(sup->store, in.id, in.lease, true) == 1 && q)
 			q->next_take = 0;
-		}
 		free(in.payload);
 	}
 	l->draining = false;
@@ -615,6 +604,7 @@ static void dispatch_group(struct supervisor *sup, struct group *g, double now)
 	if (!q || now < q->next_take)
 		return;
 	struct task got[TAKE_BATCH];
+	long long pending = q->counts.n[TASK_PENDING] + q->counts.n[TASK_FAILED];
 	for (;;) {
 		struct worker *best = NULL;
 		size_t capable = 0;
@@ -629,7 +619,6 @@ static void dispatch_group(struct supervisor *sup, struct group *g, double now)
 		if (!best)
 			return;
 		int room = g->prog->prefetch - (int)best->tasks->count;
-		long long pending = q->counts.n[TASK_PENDING] + q->counts.n[TASK_FAILED];
 		long long share = (pending + (long long)capable - 1) / (long long)capable;
 		int want = share > 0 && share < room ? (int)share : room;
 		if (want > TAKE_BATCH)
@@ -645,6 +634,11 @@ static void dispatch_group(struct supervisor *sup, struct group *g, double now)
 		struct task_link *l = best->tasks;
 		if (!l->count)
 			l->progress = now;
+		if (!l->staged) { /* remember what was committed before this turn */
+			l->staged = true;
+			l->committed_len = l->outlen;
+			l->committed_count = l->count;
+		}
 		for (int i = 0; i < n; i++) {
 			struct task *t = &got[i];
 			struct inflight in = {.id = t->id, .lease = t->lease, .sent = now,
@@ -660,12 +654,8 @@ static void dispatch_group(struct supervisor *sup, struct group *g, double now)
 			}
 			t->payload = NULL; /* now owned by the inflight entry */
 			task_free(t);
-			if (q->counts.n[TASK_PENDING] > 0)
-				q->counts.n[TASK_PENDING]--;
-			else if (q->counts.n[TASK_FAILED] > 0)
-				q->counts.n[TASK_FAILED]--;
-			q->counts.n[TASK_RUNNING]++;
 		}
+		pending -= n;
 		if (n < want) {
 			q->next_take = now + EMPTY_RECHECK;
 			return;
@@ -750,6 +740,19 @@ static void tick_fired(struct loop *loop, struct loop_timer *t)
 	loop_timer_arm(loop, t, loop_now() + LOOP_NS_PER_SEC / 2);
 }
 
+/* Forget the frames and leases of a batch that did not commit. */
+static void unstage(struct task_link *l)
+{
+	l->outlen = l->committed_len;
+	if (l->outoff > l->outlen)
+		l->outoff = l->outlen;
+	while (l->count > l->committed_count) {
+		struct inflight *in = inflight_at(l, l->count - 1);
+		free(in->payload);
+		l->count--;
+	}
+}
+
 void queue_turn(struct supervisor *sup)
 {
 	struct queue_state *qs = sup->queue;
@@ -792,9 +795,16 @@ void queue_turn(struct supervisor *sup)
 			continue;
 		if (ok && g->queue->results_len)
 			results_flush(g->queue);
-		for (size_t j = 0; j < g->nworkers; j++)
-			if (g->workers[j]->tasks && g->workers[j]->tasks->outlen)
+		for (size_t j = 0; j < g->nworkers; j++) {
+			struct task_link *l = g->workers[j]->tasks;
+			if (l && l->staged && !ok)
+				unstage(l); /* rolled back: those tasks are pending again */
+			if (l)
+				l->staged = false;
+			if (l && l->outlen)
 				link_flush(g->workers[j]);
+		}
+		resync_counts(sup, g);
 	}
 	if (qs->waiters)
 		release_waiters(sup);
@@ -888,7 +898,6 @@ int queue_push(struct supervisor *sup, struct group *g, const char *text, size_t
 		snprintf(err, errlen, "the store failed: %s", store_error(sup->store));
 		return -1;
 	}
-	g->queue->counts.n[TASK_PENDING]++;
 	g->queue->next_take = 0;
 	return 0;
 }
@@ -956,7 +965,6 @@ json_t *queue_submit(struct supervisor *sup, const char *group, json_t *tasks,
 		}
 		json_array_append_new(ids, json_integer(id));
 	}
-	g->queue->counts.n[TASK_PENDING] += (long long)n;
 	g->queue->next_take = 0;
 	json_t *reply = json_pack("{s:b, s:s, s:I, s:o}", "ok", 1, "group", g->name, "count",
 				  (json_int_t)n, "ids", ids);
