@@ -10,12 +10,11 @@
 #include <unistd.h>
 
 #include "drover/map.h"
+#include "drover/policy.h"
 #include "drover/queue.h"
 #include "drover/supervisor.h"
 
 #define TAKE_BATCH 256          /* tasks per store_take call at most */
-#define RETRY_BASE 0.5          /* seconds: retry delay min(cap, base * 2^n), full jitter */
-#define RETRY_CAP 30.0
 #define EMPTY_RECHECK 0.25      /* seconds before asking an empty queue again */
 #define PIPE_SIZE (1 << 20)
 
@@ -395,12 +394,7 @@ static struct inflight inflight_remove(struct task_link *l, size_t i)
 
 static double retry_delay(int attempts)
 {
-	double d = RETRY_BASE;
-	for (int i = 1; i < attempts && d < RETRY_CAP; i++)
-		d *= 2;
-	if (d > RETRY_CAP)
-		d = RETRY_CAP;
-	return d * ((double)rand() / RAND_MAX); /* full jitter */
+	return policy_retry_delay(attempts, (double)rand() / RAND_MAX);
 }
 
 static void protocol_error(struct worker *w, const char *what)
@@ -440,7 +434,7 @@ static void fail_task(struct worker *w, struct inflight *in, const char *why)
 	if (rc < 0)
 		store_trouble(sup, "cannot record a failed task");
 	if (rc == 1) {
-		bool dead = in->attempts >= max;
+		bool dead = policy_is_dead(in->attempts, g->prog->task_retries);
 		g->queue->next_take = 0;
 		if (dead) {
 			struct event e;
@@ -605,22 +599,23 @@ static void dispatch_group(struct supervisor *sup, struct group *g, double now)
 		return;
 	struct task got[TAKE_BATCH];
 	long long pending = q->counts.n[TASK_PENDING] + q->counts.n[TASK_FAILED];
+	size_t n_workers = g->nworkers;
+	int *inflight = calloc(n_workers ? n_workers : 1, sizeof(*inflight));
+	bool *capable = calloc(n_workers ? n_workers : 1, sizeof(*capable));
+	size_t ncapable = 0;
+	for (size_t i = 0; inflight && capable && i < n_workers; i++) {
+		capable[i] = can_take(g->workers[i]);
+		inflight[i] = capable[i] ? (int)g->workers[i]->tasks->count : 0;
+		ncapable += capable[i];
+	}
 	for (;;) {
-		struct worker *best = NULL;
-		size_t capable = 0;
-		for (size_t i = 0; i < g->nworkers; i++) {
-			struct worker *w = g->workers[i];
-			if (!can_take(w))
-				continue;
-			capable++;
-			if (!best || w->tasks->count < best->tasks->count)
-				best = w;
-		}
-		if (!best)
-			return;
-		int room = g->prog->prefetch - (int)best->tasks->count;
-		long long share = (pending + (long long)capable - 1) / (long long)capable;
-		int want = share > 0 && share < room ? (int)share : room;
+		int pick = inflight && capable
+				   ? policy_pick_worker(inflight, capable, n_workers, g->prog->prefetch)
+				   : -1;
+		if (pick < 0)
+			break;
+		struct worker *best = g->workers[pick];
+		int want = policy_batch(pending, ncapable, g->prog->prefetch - inflight[pick]);
 		if (want > TAKE_BATCH)
 			want = TAKE_BATCH;
 		batch(sup);
@@ -629,7 +624,7 @@ static void dispatch_group(struct supervisor *sup, struct group *g, double now)
 			store_trouble(sup, "cannot take tasks");
 		if (n <= 0) {
 			q->next_take = now + EMPTY_RECHECK; /* empty, or only retries not yet due */
-			return;
+			break;
 		}
 		struct task_link *l = best->tasks;
 		if (!l->count)
@@ -656,11 +651,14 @@ static void dispatch_group(struct supervisor *sup, struct group *g, double now)
 			task_free(t);
 		}
 		pending -= n;
+		inflight[pick] = (int)l->count;
 		if (n < want) {
 			q->next_take = now + EMPTY_RECHECK;
-			return;
+			break;
 		}
 	}
+	free(inflight);
+	free(capable);
 }
 
 /* Timeouts and drains; the tick also keeps counters honest. */
