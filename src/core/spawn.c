@@ -70,11 +70,16 @@ static __attribute__((noreturn)) void child_fail(const struct child_args *a, int
 __attribute__((no_sanitize_address)) static int child_main(void *arg)
 {
 	const struct child_args *a = arg;
-	struct sigaction dfl;
-	memset(&dfl, 0, sizeof(dfl));
-	dfl.sa_handler = SIG_DFL;
+	/* the raw system call: glibc's sigaction refuses its own real-time
+	 * signals (32, 33), and an ignored one would survive into the worker */
+	struct {
+		void (*handler)(int);
+		unsigned long flags;
+		void (*restorer)(void);
+		unsigned long mask;
+	} dfl = {SIG_DFL, 0, NULL, 0};
 	for (int sig = 1; sig < NSIG; sig++)
-		sigaction(sig, &dfl, NULL); /* fails harmlessly for KILL, STOP, RT internals */
+		syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(dfl.mask)); /* KILL, STOP: EINVAL */
 
 	setsid();
 	if (a->has_umask)
