@@ -555,7 +555,7 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
 
 [drover]
 state_dir = {tmp}/drover-state
-
+{drover_extra}
 [program:sleeper]
 command={command}
 numprocs={n}
@@ -771,6 +771,9 @@ def main():
     ap.add_argument("--poll-us", type=float, default=100, help="start-up/stop poll interval")
     ap.add_argument("--restart-poll-us", type=float, default=50)
     ap.add_argument("--no-supervisord", action="store_true", help="measure drover only")
+    ap.add_argument("--drover-option", action="append", default=[], metavar="KEY=VALUE",
+                    help="add a line to the config's [drover] section (repeatable), "
+                         "e.g. metrics_interval=0")
     ap.add_argument("--json", help="write results here (default BUILD/bench-results.json)")
     ap.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
@@ -804,7 +807,8 @@ def main():
     raise_nofile(minfds)
     conf = os.path.join(tmp, "bench.ini")
     with open(conf, "w") as f:
-        f.write(CONFIG.format(tmp=tmp, minfds=minfds, command=command, n=n))
+        f.write(CONFIG.format(tmp=tmp, minfds=minfds, command=command, n=n,
+                              drover_extra="".join("%s\n" % o for o in args.drover_option)))
 
     last_pid = LastPid()
     sups = []
@@ -821,6 +825,7 @@ def main():
         "when": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "host": host_info(),
         "workers": n, "command": command, "idle_s": args.idle, "restarts": args.restarts,
+        "drover_options": args.drover_option,
         "drover_version": version_of([drover_bin, "--version"], env),
         "supervisord_version": None if s is None else version_of([args.supervisord, "--version"], env),
     }
