@@ -676,6 +676,12 @@ static void check_workers(struct supervisor *sup, struct group *g, double now)
 				worker_event(w, FSM_STOP);
 			continue;
 		}
+		if (w->fsm.state == WORKER_PAUSED) {
+			/* the operator holds it: its tasks wait, and the time
+			 * paused does not count against task_timeout */
+			l->progress = now;
+			continue;
+		}
 		if (timeout > 0 && l->count && now - l->progress > timeout &&
 		    w->fsm.state == WORKER_RUNNING) {
 			/* a stuck task, or a worker that holds its results back */
@@ -693,8 +699,9 @@ static void check_workers(struct supervisor *sup, struct group *g, double now)
 
 static bool queue_drained(const struct group_queue *q)
 {
+	/* a task_source command still feeding the queue: more is coming */
 	return q->counts.n[TASK_PENDING] == 0 && q->counts.n[TASK_RUNNING] == 0 &&
-	       q->counts.n[TASK_FAILED] == 0;
+	       q->counts.n[TASK_FAILED] == 0 && q->source_pid == 0;
 }
 
 static void release_waiters(struct supervisor *sup)
@@ -733,8 +740,8 @@ static void tick_fired(struct loop *loop, struct loop_timer *t)
 		check_workers(sup, g, now);
 		resync_counts(sup, g);
 	}
-	if (sup->queue->waiters)
-		release_waiters(sup);
+	/* waiters are released by queue_turn, after the commit and the
+	 * results flush: "drained" must not be said of uncommitted acks */
 	loop_timer_arm(loop, t, loop_now() + LOOP_NS_PER_SEC / 2);
 }
 
