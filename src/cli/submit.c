@@ -33,8 +33,27 @@ struct sender {
 	long long count;
 };
 
-/* Send one batch and wait until drover has made it durable. */
-static int send_batch(struct sender *s, json_t *tasks)
+/* A refused batch: drover names the task by its index in the batch
+ * ("submit: task N: why"); say which input line that was, and how many
+ * tasks earlier batches got in (those stay queued). */
+static void refused(const struct sender *s, const char *err, const char *name,
+		    const long long *lines, size_t nlines)
+{
+	size_t idx;
+	int off = 0;
+	if (lines && sscanf(err, "submit: task %zu: %n", &idx, &off) == 1 && off > 0 &&
+	    idx < nlines)
+		fprintf(stderr, "drover submit: %s:%lld: %s\n", name, lines[idx], err + off);
+	else
+		fprintf(stderr, "drover submit: %s\n", err);
+	if (s->count > 0)
+		fprintf(stderr, "drover submit: %lld tasks before it were accepted and stay queued\n",
+			s->count);
+}
+
+/* Send one batch and wait until drover has made it durable. lines: the
+ * input line of each task (NULL for tasks from the command line). */
+static int send_batch(struct sender *s, json_t *tasks, const char *name, const long long *lines)
 {
 	json_t *req = json_pack("{s:s, s:s, s:O}", "cmd", "submit", "target", s->group, "tasks",
 				tasks);
@@ -47,7 +66,7 @@ static int send_batch(struct sender *s, json_t *tasks)
 	int rc = 0;
 	if (!json_is_true(json_object_get(reply, "ok"))) {
 		const char *err = json_string_value(json_object_get(reply, "error"));
-		fprintf(stderr, "drover submit: %s\n", err ? err : "refused");
+		refused(s, err ? err : "refused", name, lines, json_array_size(tasks));
 		rc = -1;
 	} else {
 		json_t *v;
@@ -66,6 +85,7 @@ static int send_batch(struct sender *s, json_t *tasks)
 static int from_stream(struct sender *s, FILE *f, const char *name)
 {
 	json_t *tasks = json_array();
+	long long lines[BATCH];
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t n;
@@ -83,14 +103,15 @@ static int from_stream(struct sender *s, FILE *f, const char *name)
 			rc = -1;
 			break;
 		}
+		lines[json_array_size(tasks)] = lineno;
 		json_array_append_new(tasks, t);
 		if (json_array_size(tasks) == BATCH) {
-			rc = send_batch(s, tasks);
+			rc = send_batch(s, tasks, name, lines);
 			json_array_clear(tasks);
 		}
 	}
 	if (rc == 0 && json_array_size(tasks))
-		rc = send_batch(s, tasks);
+		rc = send_batch(s, tasks, name, lines);
 	free(line);
 	json_decref(tasks);
 	return rc;
@@ -156,14 +177,14 @@ int submit_main(int argc, char **argv)
 	s.in = fdopen(s.fd, "r");
 	int rc;
 	if (src) {
-		rc = from_stream(&s, src, file);
+		rc = from_stream(&s, src, strcmp(file, "-") ? file : "stdin");
 		if (src != stdin)
 			fclose(src);
 	} else {
 		json_t *tasks = json_array();
 		for (int i = optind + 1; i < argc; i++)
 			json_array_append_new(tasks, json_string(argv[i]));
-		rc = send_batch(&s, tasks);
+		rc = send_batch(&s, tasks, "", NULL);
 		json_decref(tasks);
 	}
 	if (quiet && rc == 0)
