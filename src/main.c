@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "drover/check.h"
+#include "drover/console.h"
 #include "drover/ctl.h"
 #include "drover/submit.h"
 #include "drover/map.h"
@@ -15,21 +16,26 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: drover [-c FILE] [--headless] [--tail] [--log-format logfmt|json]\n"
+	fprintf(f, "usage: drover [-c FILE] [--headless] [--theme NAME] [--tail]\n"
+		   "              [--log-format logfmt|json]\n"
 		   "       drover check [-c FILE]\n"
 		   "       drover ctl [-c FILE | -s SOCKET] [--json] COMMAND [TARGET] [ARG]\n"
+		   "       drover attach [-c FILE | -s SOCKET] [--theme NAME]\n"
 		   "       drover --version\n"
 		   "\n"
 		   "Runs the programs of FILE (default ./supervisor.ini) and keeps them alive.\n"
-		   "Events go to stdout, one per line (logfmt, or JSON with --log-format json).\n"
+		   "On a terminal it opens the console (F1 lists its keys); otherwise, or with\n"
+		   "--headless, events go to stdout, one per line (logfmt, or JSON).\n"
 		   "  -c, --config FILE     the config (supervisord-compatible INI)\n"
-		   "  --headless            run in the foreground writing events (the default\n"
-		   "                        until the console exists)\n"
+		   "  --headless            no console: write events to stdout\n"
+		   "  --theme NAME          console colours: themes/NAME.theme (F2 cycles)\n"
+		   "  --frames N            draw N console frames, then shut down (smoke tests)\n"
 		   "  --tail                also echo every worker's output, prefixed by its name\n"
 		   "  --log-format FORMAT   logfmt (default) or json\n"
 		   "\n"
 		   "  check                 validate the config and print every worker it makes\n"
-		   "  ctl                   steer a running drover (drover ctl --help)\n");
+		   "  ctl                   steer a running drover (drover ctl --help)\n"
+		   "  attach                the console on a drover running elsewhere\n");
 }
 
 /* Workers get fds 0-2 by dup2; if drover itself was started without them,
@@ -83,15 +89,21 @@ int main(int argc, char **argv)
 		return cmd_check(argc - 1, argv + 1);
 	if (argc > 1 && !strcmp(argv[1], "ctl"))
 		return ctl_main(argc - 1, argv + 1);
+	if (argc > 1 && !strcmp(argv[1], "attach"))
+		return console_attach_main(argc - 1, argv + 1);
 	if (argc > 1 && !strcmp(argv[1], "submit"))
 		return submit_main(argc - 1, argv + 1);
 	if (argc > 1 && !strcmp(argv[1], "map"))
 		return map_main(argc - 1, argv + 1);
 
 	struct supervisor_options opts = {.config_path = "supervisor.ini"};
+	struct console_options console = {0};
+	bool headless = false;
 	static const struct option longopts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"headless", no_argument, NULL, 'H'},
+		{"theme", required_argument, NULL, 'T'},
+		{"frames", required_argument, NULL, 'n'},
 		{"tail", no_argument, NULL, 't'},
 		{"log-format", required_argument, NULL, 'f'},
 		{"version", no_argument, NULL, 'V'},
@@ -105,7 +117,18 @@ int main(int argc, char **argv)
 			opts.config_path = optarg;
 			break;
 		case 'H':
-			break; /* the only mode so far */
+			headless = true;
+			break;
+		case 'T':
+			opts.theme = optarg;
+			break;
+		case 'n':
+			console.frames = atoi(optarg);
+			if (console.frames <= 0) {
+				fprintf(stderr, "drover: --frames wants a positive number\n");
+				return 2;
+			}
+			break;
 		case 't':
 			opts.tail = true;
 			break;
@@ -136,6 +159,16 @@ int main(int argc, char **argv)
 	if (optind < argc) {
 		fprintf(stderr, "drover: unknown command '%s' (try drover --help)\n", argv[optind]);
 		return 2;
+	}
+	/* the console when a person is watching; --tail means a stream of lines */
+	opts.console = !headless && !opts.tail && isatty(STDOUT_FILENO);
+	if (opts.console) {
+		char err[512];
+		if (!console_terminal_ok(err, sizeof(err))) {
+			fprintf(stderr, "drover: %s\n", err);
+			return 2;
+		}
+		console_configure(&console);
 	}
 	return supervisor_main(&opts);
 }

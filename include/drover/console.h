@@ -14,8 +14,10 @@ struct supervisor;
 /* What main() takes from the command line for the in-process console (the
  * theme comes with supervisor_options). */
 struct console_options {
-	int frames;            /* > 0: draw this many frames, then quit (smoke test, bench) */
-	const char *frame_log; /* append each frame's build+draw time (ms) here */
+	/* > 0: draw this many frames back to back, then shut down (htop's -n:
+	 * smoke tests and the benchmark). With DROVER_FRAME_LOG=FILE in the
+	 * environment, each frame appends "total fetch lines draw" in ms. */
+	int frames;
 };
 
 void console_configure(const struct console_options *opts);
