@@ -41,6 +41,7 @@ struct task_link {
 	double progress;  /* last result, or when the first task went out */
 	long long done;
 	bool draining;    /* scaled away: no new tasks, stop once empty */
+	bool stall_warned; /* told the log this worker holds results back */
 	/* tasks taken this turn, not yet committed: on a failed commit their
 	 * frames are dropped (the rollback made them pending again) */
 	bool staged;

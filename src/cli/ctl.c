@@ -103,6 +103,35 @@ static void print_workers(json_t *workers, json_t **order, size_t n)
 	}
 }
 
+/* One line per pool that takes tasks. */
+static void print_queues(json_t *reply)
+{
+	json_t *g;
+	size_t i;
+	bool header = false;
+	json_array_foreach(json_object_get(reply, "groups"), i, g)
+	{
+		json_t *q = json_object_get(g, "queue");
+		if (!json_is_object(q))
+			continue;
+		if (!header)
+			printf("\n%-16s  %9s  %9s  %11s  %7s  %7s  %9s  %9s\n", "QUEUE", "PENDING",
+			       "RUNNING", "DONE", "FAILED", "DEAD", "TASKS/S", "LATENCY");
+		header = true;
+		printf("%-16s  %9" JSON_INTEGER_FORMAT "  %9" JSON_INTEGER_FORMAT
+		       "  %11" JSON_INTEGER_FORMAT "  %7" JSON_INTEGER_FORMAT
+		       "  %7" JSON_INTEGER_FORMAT "  %9.1f  %8.3fs\n",
+		       json_string_value(json_object_get(g, "name")),
+		       json_integer_value(json_object_get(q, "pending")),
+		       json_integer_value(json_object_get(q, "running")),
+		       json_integer_value(json_object_get(q, "done")),
+		       json_integer_value(json_object_get(q, "failed")),
+		       json_integer_value(json_object_get(q, "dead")),
+		       json_number_value(json_object_get(q, "rate")),
+		       json_number_value(json_object_get(q, "latency")));
+	}
+}
+
 static void print_status(json_t *reply)
 {
 	json_t *workers = json_object_get(reply, "workers");
@@ -112,6 +141,7 @@ static void print_status(json_t *reply)
 		order[i] = json_array_get(workers, i);
 	print_workers(workers, order, n);
 	free(order);
+	print_queues(reply);
 }
 
 static double cpu_of(json_t *w)
@@ -192,7 +222,9 @@ static void print_tasks(json_t *reply)
 	size_t i;
 	json_array_foreach(json_object_get(reply, "tasks"), i, v)
 	{
-		const char *err = str_or(json_object_get(v, "error"), NULL);
+		/* a done task that failed before shows its result, not the old error */
+		bool done = !strcmp(str_or(json_object_get(v, "state"), ""), "done");
+		const char *err = done ? NULL : str_or(json_object_get(v, "error"), NULL);
 		printf("%-10" JSON_INTEGER_FORMAT "  %-9s  %8" JSON_INTEGER_FORMAT
 		       "  %-14s  %-24.24s  %s\n",
 		       json_integer_value(json_object_get(v, "id")),

@@ -33,7 +33,7 @@ struct map_run {
 	/* --ordered: results waiting for their predecessors, by id - next_id */
 	char **held;
 	size_t *held_len;
-	size_t held_cap;
+	size_t held_cap, held_head;
 	int64_t next_id;
 	double started, last_draw;
 	int exit_code;
@@ -82,22 +82,35 @@ static void emit(struct map_run *m, const char *s, size_t len)
 	supervisor_write_stdout(m->sup, "\n", 1);
 }
 
+/* --ordered keeps early results in a ring indexed by id - next_id. */
+static size_t ring_slot(const struct map_run *m, size_t offset)
+{
+	return (m->held_head + offset) % m->held_cap;
+}
+
 static void hold(struct map_run *m, int64_t id, const char *s, size_t len)
 {
-	size_t slot = (size_t)(id - m->next_id);
-	if (slot >= m->held_cap) {
+	size_t offset = (size_t)(id - m->next_id);
+	if (offset >= m->held_cap) {
 		size_t cap = m->held_cap ? m->held_cap : 1024;
-		while (cap <= slot)
+		while (cap <= offset)
 			cap *= 2;
-		char **held = realloc(m->held, cap * sizeof(*held));
-		size_t *lens = realloc(m->held_len, cap * sizeof(*lens));
+		char **held = calloc(cap, sizeof(*held));
+		size_t *lens = calloc(cap, sizeof(*lens));
 		if (!held || !lens)
 			abort();
-		memset(held + m->held_cap, 0, (cap - m->held_cap) * sizeof(*held));
+		for (size_t i = 0; i < m->held_cap; i++) {
+			held[i] = m->held[ring_slot(m, i)];
+			lens[i] = m->held_len[ring_slot(m, i)];
+		}
+		free(m->held);
+		free(m->held_len);
 		m->held = held;
 		m->held_len = lens;
 		m->held_cap = cap;
+		m->held_head = 0;
 	}
+	size_t slot = ring_slot(m, offset);
 	m->held[slot] = malloc(len + 1);
 	if (!m->held[slot])
 		abort();
@@ -109,19 +122,15 @@ static void hold(struct map_run *m, int64_t id, const char *s, size_t len)
 /* Print the held results that are now next in line. */
 static void release(struct map_run *m)
 {
-	size_t n = 0;
-	while (n < m->held_cap && m->held[n]) {
-		if (m->held_len[n] != (size_t)-1)
-			emit(m, m->held[n], m->held_len[n]);
-		free(m->held[n]);
-		n++;
+	while (m->held_cap && m->held[m->held_head]) {
+		size_t slot = m->held_head;
+		if (m->held_len[slot] != (size_t)-1)
+			emit(m, m->held[slot], m->held_len[slot]);
+		free(m->held[slot]);
+		m->held[slot] = NULL;
+		m->held_head = (m->held_head + 1) % m->held_cap;
+		m->next_id++;
 	}
-	if (!n)
-		return;
-	memmove(m->held, m->held + n, (m->held_cap - n) * sizeof(*m->held));
-	memmove(m->held_len, m->held_len + n, (m->held_cap - n) * sizeof(*m->held_len));
-	memset(m->held + m->held_cap - n, 0, n * sizeof(*m->held));
-	m->next_id += (int64_t)n;
 }
 
 void map_result(struct supervisor *sup, int64_t id, const char *result, size_t len,
@@ -136,6 +145,16 @@ void map_result(struct supervisor *sup, int64_t id, const char *result, size_t l
 	if (!m->ordered) {
 		if (!error)
 			emit(m, result, len);
+		return;
+	}
+	if (id == m->next_id && (!m->held_cap || !m->held[m->held_head])) {
+		/* the common case: next in line, no copy */
+		if (!error)
+			emit(m, result, len);
+		m->next_id++;
+		if (m->held_cap)
+			m->held_head = (m->held_head + 1) % m->held_cap;
+		release(m);
 		return;
 	}
 	hold(m, id, error ? NULL : result, error ? 0 : len);
@@ -369,7 +388,8 @@ int map_main(int argc, char **argv)
 		"[drover]\nstate_dir = %s\nmetrics_interval = 0\nstore = memory\n"
 		"[program:map]\ncommand = %%(ENV_DROVER_MAP_COMMAND)s\nnumprocs = %d\n"
 		"startsecs = 0\nautorestart = true\nfatal_after = 0\nstartretries = 3\n"
-		"stopwaitsecs = 2\ntasks = %s\ntask_retries = %d\ntask_timeout = %g\n"
+		"stopwaitsecs = 2\ntasks = %s\nprefetch = 1024\ntask_retries = %d\n"
+		"task_timeout = %g\n"
 		"stdout_logfile = NONE\nstderr_logfile = /dev/stderr\n"
 		"stderr_logfile_maxbytes = 0\n",
 		dir, m.jobs, m.json ? "json" : "lines", m.retries, m.timeout);

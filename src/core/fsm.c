@@ -66,9 +66,11 @@ static int record_death(struct fsm *m, const struct program_config *p, double no
 	m->death_head = (m->death_head + 1) % FSM_TALLY_MAX;
 	if (m->ndeaths < FSM_TALLY_MAX)
 		m->ndeaths++;
+	/* with fatal_after = 0 there is no FATAL, but still a brake */
+	double window = p->fatal_after_window > 0 ? p->fatal_after_window : 60;
 	int recent = 0;
 	for (int i = 0; i < m->ndeaths; i++)
-		if (now - m->deaths[i] < p->fatal_after_window)
+		if (now - m->deaths[i] < window)
 			recent++;
 	return recent;
 }
