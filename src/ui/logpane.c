@@ -172,6 +172,12 @@ void logpane_draw(struct console *c, int y, int rows)
 		console_put(c, y + 1, 1, c->cols - 1, THEME_ROW_DIM, c->log_err, false);
 		return;
 	}
+	if (!total) {
+		/* a task pool's stdout is its results: only stderr lands here */
+		console_put(c, y + 1, 1, c->cols - 1, THEME_ROW_DIM,
+		            c->log_events ? "no events yet" : "no output yet", false);
+		return;
+	}
 	int end = total - c->log_scroll, start = end - body > 0 ? end - body : 0;
 	for (int i = start; i < end; i++) {
 		int row = y + 1 + (i - start);
