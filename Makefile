@@ -24,9 +24,15 @@ test: deps
 	@cmake --build $(TEST_BUILD) -j $(JOBS)
 	cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS)
 
+# Every benchmark, side by side with what people use instead; each prints
+# its own table of figures and ratios.
 bench: build
-	@sh scripts/install-deps supervisor
+	@sh scripts/install-deps supervisor parallel
 	python3 bench/run.py --build $(BUILD)
+	python3 bench/bench_control.py --build $(BUILD)
+	python3 bench/bench_metrics.py --build $(BUILD)
+	python3 bench/bench_tasks.py --build $(BUILD)
+	python3 bench/bench_console.py --build $(BUILD)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

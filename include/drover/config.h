@@ -187,6 +187,7 @@ struct config {
 	double refresh;          /* metrics tick, seconds, 0.1 - 60, default 1 */
 	double metrics_interval; /* headless metrics events, seconds, 0 = off, default 10 */
 	enum store_kind store;   /* default sqlite */
+	char *theme;             /* console theme; NULL = default (--theme wins) */
 	bool store_sync_full;    /* store_sync = full (default) | normal */
 
 	struct program_config *programs; /* sorted by (priority, name) */

@@ -84,6 +84,9 @@ static void load_drover(struct loader *ld, const struct raw_section *sec)
 		} else if (strcmp(kv->key, "socket") == 0) {
 			free(cfg->socket);
 			cfg->socket = cfg_kv_path(ld, sec, kv, &ctx, "a socket path");
+		} else if (strcmp(kv->key, "theme") == 0) {
+			free(cfg->theme);
+			cfg->theme = cfg_kv_expand(ld, sec, kv, &ctx);
 		} else if (strcmp(kv->key, "refresh") == 0) {
 			double r = cfg->refresh;
 			if (cfg_kv_seconds(ld, sec, kv, &ctx, &r) == 0) {
@@ -199,6 +202,7 @@ void config_free(struct config *cfg)
 	free(cfg->identifier);
 	free(cfg->state_dir);
 	free(cfg->socket);
+	free(cfg->theme);
 	memset(cfg, 0, sizeof(*cfg));
 }
 

@@ -487,7 +487,8 @@ int console_start(struct supervisor *sup)
 	c->config = sup->cfg.path;
 	ui_backend_local(&c->be, sup, on_event, c);
 	char err[512];
-	if (console_open(c, sup->opts.theme, err, sizeof(err)) < 0) {
+	const char *theme = sup->opts.theme ? sup->opts.theme : sup->cfg.theme;
+	if (console_open(c, theme, err, sizeof(err)) < 0) {
 		console_free(c);
 		fprintf(stderr, "drover: console: %s\n", err);
 		return -1;

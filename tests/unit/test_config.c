@@ -1298,8 +1298,8 @@ static void test_warnings(void **state)
 	               "supervisor.ini:3: [program:a] serverurl is not used by drover; ignored");
 	expect_warning("[supervisord]\nloglevel=debug\n",
 	               "supervisor.ini:2: [supervisord] loglevel is not used by drover; ignored");
-	expect_warning("[drover]\ntheme=dark\n",
-	               "supervisor.ini:2: [drover] unknown key theme; ignored");
+	expect_warning("[drover]\ncolour=dark\n",
+	               "supervisor.ini:2: [drover] unknown key colour; ignored");
 	expect_warning("\n[inet_http_server]\nport=:9001\n",
 	               "supervisor.ini:2: [inet_http_server] is not used by drover; ignored");
 	expect_warning(
