@@ -27,12 +27,29 @@ static double refresh_of(const struct supervisor *sup)
 	return r >= 0.1 ? r : 1.0;
 }
 
-/* Seconds until the next tick is wanted, or 0 for none. */
-static double next_interval(const struct supervisor *sup, double now)
+/* When the next metrics events are due: metrics_interval after the last
+ * ones (or after the last tick, if that tick wrote none). */
+static double events_due(const struct supervisor *sup)
 {
-	if (sup->watchers > 0 || now < sup->watched_until || any_limits(sup))
-		return refresh_of(sup);
-	return sup->cfg.metrics_interval > 0 ? sup->cfg.metrics_interval : 0;
+	double every = sup->cfg.metrics_interval;
+	double due = sup->last_metrics_event + every;
+	return due > sup->last_sample ? due : sup->last_sample + every;
+}
+
+/* When the next tick is due (monotonic seconds), or 0 for none: `refresh`
+ * after the last tick while someone looks or a limit needs it, else in time
+ * for the next metrics events. A `refresh` longer than metrics_interval
+ * must not stretch the events' period either. */
+static double next_due(const struct supervisor *sup, double now)
+{
+	double every = sup->cfg.metrics_interval;
+	if (sup->watchers > 0 || now < sup->watched_until || any_limits(sup)) {
+		double due = sup->last_sample + refresh_of(sup);
+		if (every > 0 && every < refresh_of(sup) && events_due(sup) < due)
+			due = events_due(sup);
+		return due;
+	}
+	return every > 0 ? events_due(sup) : 0;
 }
 
 static void update_worker(struct supervisor *sup, struct worker *w, double now)
@@ -195,18 +212,17 @@ void monitor_schedule(struct supervisor *sup)
 	if (!sup->sampler_ok)
 		return;
 	double now = supervisor_now();
-	double every = next_interval(sup, now);
-	if (every <= 0) {
+	double due = next_due(sup, now);
+	if (due <= 0) {
 		loop_timer_cancel(&sup->loop, &sup->sample_timer);
 		return;
 	}
-	double due = sup->last_sample + every;
 	if (due < now)
 		due = now;
-	uint64_t deadline = loop_secs(due);
-	/* never push a tick that is due sooner further away */
-	if (!loop_timer_armed(&sup->sample_timer) || sup->sample_timer.deadline > deadline)
-		loop_timer_arm(&sup->loop, &sup->sample_timer, deadline);
+	/* always re-arm: after a tick that a status request made, the old
+	 * deadline may be due in this very loop turn, and a second tick a few
+	 * milliseconds later gives CPU% over a sliver of time (0 %, 130 %) */
+	loop_timer_arm(&sup->loop, &sup->sample_timer, loop_secs(due));
 }
 
 void monitor_watch(struct supervisor *sup)

@@ -76,7 +76,13 @@ static void read_system(struct sampler *s)
 	struct stat_stack *st = procps_stat_select(s->stat, stat_items, 2);
 	if (st) {
 		long busy = st->head[0].result.sl_int, total = st->head[1].result.sl_int;
-		s->cpu = total > 0 ? (double)busy * 100.0 / (double)total : s->cpu;
+		/* the deltas run from the previous read, and procps_stat_new already
+		 * read once: the first tick's window is the few milliseconds since
+		 * sampler_open, a jiffy or two that reads 0, 33, 50 or 100 % and
+		 * would stand until the next tick. Take a figure only over at least
+		 * 50 ms of every CPU (refresh >= 0.1 s gives twice that). */
+		if (total > 0 && total * 20 >= (long)s->ncpu * s->hertz)
+			s->cpu = (double)busy * 100.0 / (double)total;
 	}
 }
 
