@@ -10,6 +10,15 @@
  *                              then sleep
  *   burn                       spin on one core
  *   alloc MB                   allocate and touch MB megabytes, sleep
+ *   burnkids N                 fork N children that each spin on a core;
+ *                              the parent sleeps
+ *   churn MS                   forever: fork a child that spins for MS
+ *                              milliseconds and exits, wait for it (one
+ *                              short-lived child after another)
+ *   threads N                  start N sleeping threads, then sleep
+ *   burnif A B                 burn if the words A and B are equal, else
+ *                              sleep (burnif %(process_num)d 1)
+ *   burnfile FILE              burn if FILE exists, else sleep
  *   orphans N [GOFILE]         (once GOFILE exists) make N orphans: fork a
  *                              child that forks a grandchild, and both exit at
  *                              once, so each grandchild is reparented to the
@@ -26,6 +35,7 @@
 #define _GNU_SOURCE
 #endif
 #include <dirent.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +56,20 @@ static void sleep_ms(long ms)
 	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
 	while (nanosleep(&ts, &ts) < 0)
 		;
+}
+
+static double mono(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void *thread_sleep(void *arg)
+{
+	(void)arg;
+	sleep_forever();
+	return NULL;
 }
 
 static void report(const char *file)
@@ -179,6 +203,47 @@ int main(int argc, char **argv)
 		char *p = malloc(bytes);
 		for (size_t i = 0; p && i < bytes; i += 4096)
 			p[i] = 1;
+		sleep_forever();
+	} else if ((!strcmp(mode, "burnif") && a + 2 < argc) ||
+		   (!strcmp(mode, "burnfile") && a + 1 < argc)) {
+		struct stat st;
+		int hot = !strcmp(mode, "burnif") ? !strcmp(argv[a + 1], argv[a + 2])
+						   : stat(argv[a + 1], &st) == 0;
+		if (!hot)
+			sleep_forever();
+		for (volatile unsigned long x = 0;; x++)
+			;
+	} else if (!strcmp(mode, "burnkids") && a + 1 < argc) {
+		int n = atoi(argv[a + 1]);
+		for (int i = 0; i < n; i++)
+			if (fork() == 0)
+				for (volatile unsigned long x = 0;; x++)
+					;
+		sleep_forever();
+	} else if (!strcmp(mode, "churn") && a + 1 < argc) {
+		double secs = (double)atol(argv[a + 1]) / 1000.0;
+		for (;;) {
+			pid_t pid = fork();
+			if (pid == 0) {
+				double end = mono() + secs;
+				while (mono() < end)
+					;
+				_exit(0);
+			}
+			if (pid < 0)
+				sleep_ms(10);
+			else
+				waitpid(pid, NULL, 0);
+		}
+	} else if (!strcmp(mode, "threads") && a + 1 < argc) {
+		int n = atoi(argv[a + 1]);
+		for (int i = 0; i < n; i++) {
+			pthread_t t;
+			if (pthread_create(&t, NULL, thread_sleep, NULL) != 0)
+				return 5;
+		}
+		printf("threads %d\n", n);
+		fflush(stdout);
 		sleep_forever();
 	}
 	fprintf(stderr, "drover-testworker: bad mode '%s'\n", mode);
