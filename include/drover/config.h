@@ -185,7 +185,7 @@ struct config {
 	enum log_format log_format;
 	bool tail;
 	double refresh;          /* metrics tick, seconds, 0.1 - 60, default 1 */
-	double metrics_interval; /* headless metrics events, seconds, 0 = off, default 10 */
+	double metrics_interval; /* headless metrics events, seconds, 0 = off (default) */
 	enum store_kind store;   /* default sqlite */
 	char *theme;             /* console theme; NULL = default (--theme wins) */
 	bool store_sync_full;    /* store_sync = full (default) | normal */

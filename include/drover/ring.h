@@ -10,7 +10,7 @@
 #define RING_LINE_MAX 1024
 
 struct ring {
-	char *lines[RING_LINES];
+	char **lines; /* RING_LINES slots, allocated at the first line */
 	size_t head;  /* next slot to write */
 	size_t count; /* lines held, <= RING_LINES */
 	uint64_t total; /* lines ever pushed */

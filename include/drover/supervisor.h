@@ -40,7 +40,7 @@ struct worker_stream {
 	struct worker *worker;
 	const char *name;   /* "stdout" / "stderr" */
 	struct logfile log; /* log.fd < 0: no file (NONE) */
-	char partial[RING_LINE_MAX];
+	char *partial; /* RING_LINE_MAX bytes, allocated at the first output */
 	size_t plen;
 };
 
@@ -116,6 +116,7 @@ struct supervisor {
 	pid_t self;
 	int devnull;
 	int lockfd;
+	bool unclean_start; /* the last drover on this state_dir died without cleaning up */
 	int sigfd;
 	struct loop_watch sigwatch;
 	double started;   /* monotonic seconds */

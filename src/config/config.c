@@ -405,7 +405,7 @@ static int load(const char *file, const char *text, struct config *out, struct c
 	cfg.identifier = cfg_xstrdup("supervisor");
 	cfg.log_format = LOG_FORMAT_LOGFMT;
 	cfg.refresh = 1.0;
-	cfg.metrics_interval = 10;
+	cfg.metrics_interval = 0; /* off: a line per worker is opt-in */
 	cfg.store = STORE_SQLITE;
 	cfg.store_sync_full = true;
 

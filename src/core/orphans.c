@@ -99,6 +99,35 @@ static void kill_orphan(struct orphan *o)
 	syscall(SYS_pidfd_send_signal, o->pidfd, SIGKILL, NULL, 0);
 }
 
+/* Our children the slow way: every /proc/PID/stat whose ppid is us, written
+ * as the children file would be ("12 34 "). */
+static ssize_t children_from_stat(pid_t self, char *out, size_t len)
+{
+	DIR *d = opendir("/proc");
+	if (!d)
+		return -1;
+	size_t used = 0;
+	struct dirent *de;
+	char path[64], stat[512];
+	while ((de = readdir(d))) {
+		char *end;
+		long pid = strtol(de->d_name, &end, 10);
+		if (*end || pid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+		if (read_file(path, stat, sizeof(stat)) <= 0)
+			continue;
+		const char *p = strrchr(stat, ')');
+		int ppid;
+		char state;
+		if (p && sscanf(p + 1, " %c %d", &state, &ppid) == 2 && ppid == self &&
+		    used + 16 < len)
+			used += (size_t)snprintf(out + used, len - used, "%ld ", pid);
+	}
+	closedir(d);
+	return (ssize_t)used;
+}
+
 /* Our children, from /proc/self/task/TID/children (drover is one thread). */
 static size_t list_children(pid_t self, pid_t **out)
 {
@@ -106,6 +135,8 @@ static size_t list_children(pid_t self, pid_t **out)
 	static char buf[1 << 20];
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", self, self);
 	ssize_t n = read_file(path, buf, sizeof(buf));
+	if (n < 0)
+		n = children_from_stat(self, buf, sizeof(buf)); /* no CONFIG_PROC_CHILDREN */
 	size_t count = 0, cap = 0;
 	pid_t *pids = NULL;
 	char *p = buf, *end;

@@ -153,6 +153,7 @@ json_t *supervisor_reload(struct supervisor *sup)
 	json_object_set_new(reply, "errors", errs);
 	reload_plan_free(&plan);
 
+	monitor_schedule(sup); /* a limit may have appeared */
 	event_init(&e, EVENT_INFO, "reload");
 	event_str(&e, "message", msg);
 	supervisor_emit(sup, &e);

@@ -181,6 +181,8 @@ json_t *snapshot_to_json(const struct snapshot *snap)
 					      (json_int_t)sys->mem_total, "ncpu", sys->ncpu));
 	else
 		json_object_set_new(root, "system", json_null());
+	if (sys->has_metrics && sys->cpu < 0) /* no figure before two reads */
+		json_object_set_new(json_object_get(root, "system"), "cpu", json_null());
 	for (int i = 0; i < snap->ngroups; i++) {
 		const struct snapshot_group *g = &snap->groups[i];
 		json_t *o = json_object(), *counts = json_object();

@@ -345,6 +345,10 @@ static int take_lock(struct supervisor *sup, FILE *err)
 		sup->lockfd = -1;
 		return -1;
 	}
+	/* a pid left in the file means its drover did not exit cleanly: look
+	 * for what it left running (cleanup() empties the file) */
+	char old[32];
+	sup->unclean_start = pread(sup->lockfd, old, sizeof(old), 0) > 0;
 	char pid[32];
 	int len = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
 	if (ftruncate(sup->lockfd, 0) < 0 || pwrite(sup->lockfd, pid, (size_t)len, 0) != len) {
@@ -414,8 +418,11 @@ static void cleanup(struct supervisor *sup)
 		close(sup->devnull);
 	if (sup->cfg.pidfile)
 		unlink(sup->cfg.pidfile);
-	if (sup->lockfd >= 0)
+	if (sup->lockfd >= 0) {
+		if (ftruncate(sup->lockfd, 0) < 0) /* a clean exit: nothing to sweep */
+			perror("drover: lock file");
 		close(sup->lockfd); /* the lock goes with it; the file may stay */
+	}
 	if (sup->event_log.path)
 		logfile_close(&sup->event_log);
 	loop_free(&sup->loop);
@@ -521,7 +528,8 @@ static int start_up(struct supervisor *sup, const struct supervisor_options *opt
 	sup->groups = calloc(cfg->nprograms ? cfg->nprograms : 1, sizeof(*sup->groups));
 	if (!sup->groups)
 		return -1;
-	orphans_sweep_leftovers(sup);
+	if (sup->unclean_start)
+		orphans_sweep_leftovers(sup);
 	if (queue_open(sup, false, err, sizeof(err)) < 0) {
 		fprintf(stderr, "drover: task store: %s\n", err);
 		return -1;

@@ -170,6 +170,8 @@ void worker_free(struct worker *w)
 	logfile_close(&w->out.log);
 	logfile_close(&w->err.log);
 	ring_free(&w->ring);
+	free(w->out.partial);
+	free(w->err.partial);
 	task_link_free(w);
 	worker_spec_free(&w->spec);
 	if (w->next_spec) {
@@ -230,10 +232,13 @@ static void stream_line(struct worker *w, struct worker_stream *s)
  * pieces of RING_LINE_MAX bytes. */
 static void stream_lines(struct worker *w, struct worker_stream *s, const char *buf, size_t len)
 {
+	/* most workers of a big pool never print: no buffer until one does */
+	if (!s->partial && !(s->partial = malloc(RING_LINE_MAX)))
+		return;
 	while (len) {
 		const char *nl = memchr(buf, '\n', len);
 		size_t take = nl ? (size_t)(nl - buf) : len;
-		size_t room = sizeof(s->partial) - 1 - s->plen;
+		size_t room = RING_LINE_MAX - 1 - s->plen;
 		bool full = take > room;
 		if (full)
 			take = room;
@@ -369,6 +374,7 @@ static bool do_spawn(struct worker *w, struct spawn_result *res)
 	w->started_at = supervisor_now();
 	w->started_wall = (double)time(NULL);
 	w->spawns++;
+	w->metrics.valid = false; /* the last figures were another process's */
 	pidmap_put(&w->sup->pids, w->pid, PID_WORKER, w);
 	return true;
 }

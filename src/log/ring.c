@@ -7,6 +7,8 @@
 
 void ring_push(struct ring *r, const char *line, size_t len)
 {
+	if (!r->lines && !(r->lines = calloc(RING_LINES, sizeof(*r->lines))))
+		return;
 	if (len > RING_LINE_MAX)
 		len = RING_LINE_MAX;
 	/* the ring feeds JSON replies and the console: keep it valid UTF-8 */
@@ -31,7 +33,8 @@ const char *ring_get(const struct ring *r, size_t i)
 
 void ring_free(struct ring *r)
 {
-	for (size_t i = 0; i < RING_LINES; i++)
+	for (size_t i = 0; r->lines && i < RING_LINES; i++)
 		free(r->lines[i]);
+	free(r->lines);
 	memset(r, 0, sizeof(*r));
 }
