@@ -1,5 +1,5 @@
 /* square: a drover task worker in C (also the integration tests' task
- * worker, built as drover-taskworker; examples/square.c is a copy).
+ * worker, built from this file as drover-taskworker).
  *
  * Reads one task per line on stdin, answers one result per line on stdout:
  *
