@@ -5,7 +5,7 @@ tasks retried, and the exit code says whether tasks ended dead; --json;
 stdin is read only as fast as the pool works (back-pressure); a pool whose
 command cannot run ends at once with exit 2.
 
-Environment: DROVER_BIN, DROVER_TASKWORKER (tests/helpers/taskworker.c)."""
+Environment: DROVER_BIN, DROVER_TASKWORKER (examples/square.c)."""
 
 import os
 import random

@@ -10,7 +10,7 @@ A subset runs against both stores (SqliteStore*, MemoryStore*): the memory
 store keeps the same semantics without durability.
 
 Environment: DROVER_BIN, DROVER_TESTWORKER (see harness.py) and
-DROVER_TASKWORKER (tests/helpers/taskworker.c: lines/json squares with
+DROVER_TASKWORKER (examples/square.c: lines/json squares with
 --crash-every, --hang-every, --error-every, --garbage-every, --reverse,
 --sleep-ms)."""
 
@@ -58,7 +58,7 @@ class Tasks:
     def __init__(self, test, store="sqlite", name="tasks"):
         if not TASKWORKER or not os.access(TASKWORKER, os.X_OK):
             test.fail(f"DROVER_TASKWORKER={TASKWORKER!r} is not an executable; set it to the "
-                      "built tests/helpers/taskworker.c (drover-taskworker)")
+                      "built examples/square.c (drover-taskworker)")
         self.test = test
         self.store = store
         self.d = Drover(test, name)
