@@ -29,8 +29,13 @@ static void usage(FILE *f)
 	fprintf(f, "\nTARGET: all, a group, a worker (squarer_03), or GROUP:NAME / GROUP:*\n");
 }
 
-void ctl_socket_path(const char *config_path, char *out, unsigned long outlen)
+void ctl_socket_path(const char *socket_opt, const char *config_path, char *out,
+		     unsigned long outlen)
 {
+	if (socket_opt) {
+		snprintf(out, outlen, "%s", socket_opt);
+		return;
+	}
 	struct config cfg;
 	if (config_load(config_path, &cfg, NULL, NULL) == 0) {
 		if (cfg.socket)
@@ -409,10 +414,7 @@ int ctl_main(int argc, char **argv)
 	int nargs = argc - optind;
 	if (nargs >= 1 && !strcmp(argv[optind], "top")) {
 		char top_path[4096];
-		if (socket_path)
-			snprintf(top_path, sizeof(top_path), "%s", socket_path);
-		else
-			ctl_socket_path(config, top_path, sizeof(top_path));
+		ctl_socket_path(socket_path, config, top_path, sizeof(top_path));
 		return top_main(argc - optind, argv + optind, top_path);
 	}
 	if (nargs < 1 || nargs > 4 || (nargs == 4 && strcmp(argv[optind], "tasks"))) {
@@ -434,10 +436,7 @@ int ctl_main(int argc, char **argv)
 	}
 
 	char path[4096];
-	if (socket_path)
-		snprintf(path, sizeof(path), "%s", socket_path);
-	else
-		ctl_socket_path(config, path, sizeof(path));
+	ctl_socket_path(socket_path, config, path, sizeof(path));
 	int fd = client_connect(path);
 	if (fd < 0)
 		return 1;

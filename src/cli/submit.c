@@ -155,10 +155,7 @@ int submit_main(int argc, char **argv)
 		return 2;
 	}
 	char path[4096];
-	if (socket_path)
-		snprintf(path, sizeof(path), "%s", socket_path);
-	else
-		ctl_socket_path(config, path, sizeof(path));
+	ctl_socket_path(socket_path, config, path, sizeof(path));
 	FILE *src = NULL;
 	if (file) {
 		src = strcmp(file, "-") ? fopen(file, "re") : stdin;

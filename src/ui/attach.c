@@ -77,10 +77,7 @@ int console_attach_main(int argc, char **argv)
 		return 2;
 	}
 	char path[4096];
-	if (socket_path)
-		snprintf(path, sizeof(path), "%s", socket_path);
-	else
-		ctl_socket_path(config, path, sizeof(path));
+	ctl_socket_path(socket_path, config, path, sizeof(path));
 	double refresh = 1.0;
 	struct config cfg;
 	if (!socket_path && config_load(config, &cfg, NULL, NULL) == 0) {
