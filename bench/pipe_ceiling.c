@@ -25,18 +25,18 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAXJ 64
-#define CHUNK (64 * 1024)
+#define MAXJ   64
+#define CHUNK  (64 * 1024)
 #define WINDOW (1024 * 1024) /* bytes of tasks in flight per worker, at most */
 
 struct peer {
 	pid_t pid;
-	int in, out;              /* our ends: its stdin, its stdout */
+	int in, out; /* our ends: its stdin, its stdout */
 	size_t sent_lines, got_lines;
 	size_t sent_bytes, acked_bytes_est;
-	const char *next;         /* its share of the input: [next, end) */
+	const char *next; /* its share of the input: [next, end) */
 	const char *end;
-	char *rbuf;               /* its output: a partial last line stays here */
+	char *rbuf; /* its output: a partial last line stays here */
 	size_t rlen;
 };
 

@@ -72,7 +72,8 @@ int main(int argc, char **argv)
 	for (long i = 0; i < n; i++) {
 		int err = posix_spawn(&pids[i], argv[2], NULL, &attr, argv + 2, environ);
 		if (err) {
-			fprintf(stderr, "spawn_floor: posix_spawn %s: %s\n", argv[2], strerror(err));
+			fprintf(stderr, "spawn_floor: posix_spawn %s: %s\n", argv[2],
+			        strerror(err));
 			rc = 1;
 			break;
 		}

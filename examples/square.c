@@ -54,15 +54,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#define IN_SIZE (1 << 20)
+#define IN_SIZE   (1 << 20)
 #define OUT_FLUSH (1 << 20) /* write out before the buffer grows past this */
 
 static char *out;
 static size_t outlen, outcap;
 
 static bool json_mode, reverse;
-static long long crash_every, hang_every, error_every, garbage_every, exit_after, sleep_ms,
-	burn_ms;
+static long long crash_every, hang_every, error_every, garbage_every, exit_after, sleep_ms, burn_ms;
 static long long answered;
 
 static void write_all(int fd, const char *p, size_t n)
@@ -257,7 +256,8 @@ static void json_task(const char *line, size_t n)
 	const char *id, *data;
 	size_t idn, datan;
 	if (!json_field(line, n, "id", &id, &idn)) {
-		fprintf(stderr, "square: a task without an id: %.*s\n", (int)(n > 200 ? 200 : n), line);
+		fprintf(stderr, "square: a task without an id: %.*s\n", (int)(n > 200 ? 200 : n),
+		        line);
 		return;
 	}
 	long long k = 0;
@@ -266,7 +266,7 @@ static void json_task(const char *line, size_t n)
 		misbehave(k);
 	if (ok && garbage_every > 0 && k % garbage_every == 0) {
 		static const char junk[] = "this line is not JSON\n"
-					   "{\"id\":\"987654321\",\"result\":0}\n";
+		                           "{\"id\":\"987654321\",\"result\":0}\n";
 		put(junk, sizeof(junk) - 1);
 	}
 	put("{\"id\":\"", 7);
@@ -364,10 +364,11 @@ int main(int argc, char **argv)
 				fclose(f);
 			}
 		} else {
-			fprintf(stderr,
-				"usage: square [--json] [--reverse] [--crash-every N] [--hang-every N]"
-				" [--error-every N] [--garbage-every N] [--exit-after N]"
-				" [--sleep-ms MS] [--burn-ms MS] [--pidfile FILE]\n");
+			fprintf(
+			    stderr,
+			    "usage: square [--json] [--reverse] [--crash-every N] [--hang-every N]"
+			    " [--error-every N] [--garbage-every N] [--exit-after N]"
+			    " [--sleep-ms MS] [--burn-ms MS] [--pidfile FILE]\n");
 			return 2;
 		}
 	}

@@ -10,32 +10,32 @@
 #include "drover/check.h"
 #include "drover/console.h"
 #include "drover/ctl.h"
-#include "drover/submit.h"
 #include "drover/map.h"
+#include "drover/submit.h"
 #include "drover/supervisor.h"
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: drover [-c FILE] [--headless] [--theme NAME] [--tail]\n"
-		   "              [--log-format logfmt|json]\n"
-		   "       drover check [-c FILE]\n"
-		   "       drover ctl [-c FILE | -s SOCKET] [--json] COMMAND [TARGET] [ARG]\n"
-		   "       drover attach [-c FILE | -s SOCKET] [--theme NAME]\n"
-		   "       drover --version\n"
-		   "\n"
-		   "Runs the programs of FILE (default ./supervisor.ini) and keeps them alive.\n"
-		   "On a terminal it opens the console (F1 lists its keys); otherwise, or with\n"
-		   "--headless, events go to stdout, one per line (logfmt, or JSON).\n"
-		   "  -c, --config FILE     the config (supervisord-compatible INI)\n"
-		   "  --headless            no console: write events to stdout\n"
-		   "  --theme NAME          console colours: themes/NAME.theme (F2 cycles)\n"
-		   "  --frames N            draw N console frames, then shut down (smoke tests)\n"
-		   "  --tail                also echo every worker's output, prefixed by its name\n"
-		   "  --log-format FORMAT   logfmt (default) or json\n"
-		   "\n"
-		   "  check                 validate the config and print every worker it makes\n"
-		   "  ctl                   steer a running drover (drover ctl --help)\n"
-		   "  attach                the console on a drover running elsewhere\n");
+	           "              [--log-format logfmt|json]\n"
+	           "       drover check [-c FILE]\n"
+	           "       drover ctl [-c FILE | -s SOCKET] [--json] COMMAND [TARGET] [ARG]\n"
+	           "       drover attach [-c FILE | -s SOCKET] [--theme NAME]\n"
+	           "       drover --version\n"
+	           "\n"
+	           "Runs the programs of FILE (default ./supervisor.ini) and keeps them alive.\n"
+	           "On a terminal it opens the console (F1 lists its keys); otherwise, or with\n"
+	           "--headless, events go to stdout, one per line (logfmt, or JSON).\n"
+	           "  -c, --config FILE     the config (supervisord-compatible INI)\n"
+	           "  --headless            no console: write events to stdout\n"
+	           "  --theme NAME          console colours: themes/NAME.theme (F2 cycles)\n"
+	           "  --frames N            draw N console frames, then shut down (smoke tests)\n"
+	           "  --tail                also echo every worker's output, prefixed by its name\n"
+	           "  --log-format FORMAT   logfmt (default) or json\n"
+	           "\n"
+	           "  check                 validate the config and print every worker it makes\n"
+	           "  ctl                   steer a running drover (drover ctl --help)\n"
+	           "  attach                the console on a drover running elsewhere\n");
 }
 
 /* Workers get fds 0-2 by dup2; if drover itself was started without them,
@@ -56,9 +56,9 @@ static int cmd_check(int argc, char **argv)
 {
 	const char *config = "supervisor.ini";
 	static const struct option longopts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	int c;
 	optind = 1;
@@ -100,15 +100,15 @@ int main(int argc, char **argv)
 	struct console_options console = {0};
 	bool headless = false;
 	static const struct option longopts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"headless", no_argument, NULL, 'H'},
-		{"theme", required_argument, NULL, 'T'},
-		{"frames", required_argument, NULL, 'n'},
-		{"tail", no_argument, NULL, 't'},
-		{"log-format", required_argument, NULL, 'f'},
-		{"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"headless", no_argument, NULL, 'H'},
+	    {"theme", required_argument, NULL, 'T'},
+	    {"frames", required_argument, NULL, 'n'},
+	    {"tail", no_argument, NULL, 't'},
+	    {"log-format", required_argument, NULL, 'f'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	int c;
 	while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
@@ -140,8 +140,8 @@ int main(int argc, char **argv)
 				opts.log_format = LOG_FORMAT_LOGFMT;
 			} else {
 				fprintf(stderr,
-					"drover: --log-format '%s': expected logfmt or json\n",
-					optarg);
+				        "drover: --log-format '%s': expected logfmt or json\n",
+				        optarg);
 				return 2;
 			}
 			break;

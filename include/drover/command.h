@@ -44,18 +44,18 @@ struct command_spec {
 
 extern const struct command_spec command_table[CMD__COUNT];
 
-#define SCALE_MAX 1024
+#define SCALE_MAX         1024
 #define LOG_DEFAULT_LINES 50
 
 struct command {
 	const struct command_spec *spec;
 	char target[256]; /* "" when none was given */
 	/* the argument, validated: */
-	int signo;        /* kill */
-	int scale_n;      /* scale: the number, or the delta with scale_relative */
+	int signo;   /* kill */
+	int scale_n; /* scale: the number, or the delta with scale_relative */
 	bool scale_relative;
-	int log_lines;    /* log */
-	char arg[64];     /* tasks: the state filter, as given */
+	int log_lines; /* log */
+	char arg[64];  /* tasks: the state filter, as given */
 };
 
 const struct command_spec *command_lookup(const char *name);
@@ -64,11 +64,10 @@ const struct command_spec *command_lookup(const char *name);
  * sentence in err ("scale: N must be between 0 and 1024"). target and arg
  * may be NULL or "". */
 int command_parse(const char *name, const char *target, const char *arg, struct command *out,
-		  char *err, size_t errlen);
+                  char *err, size_t errlen);
 
 /* Split "GROUP:NAME" (supervisorctl's spelling). Without a colon, group is
  * "" and name is the whole target. "GROUP:*" gives name "*". */
-void command_split_target(const char *target, char *group, size_t glen, char *name,
-			  size_t nlen);
+void command_split_target(const char *target, char *group, size_t glen, char *name, size_t nlen);
 
 #endif

@@ -23,7 +23,7 @@ json_t *supervisor_reload(struct supervisor *sup);
 /* The unix socket: 0600 in a 0700 dir, same-uid peers only, newline-delimited
  * JSON. Returns NULL with a sentence in err. */
 struct control_server *control_server_start(struct supervisor *sup, const char *path, char *err,
-					    size_t errlen);
+                                            size_t errlen);
 void control_server_stop(struct control_server *srv);
 
 #endif

@@ -10,6 +10,6 @@ int ctl_main(int argc, char **argv);
  * Falls back to <config dir>/.drover/drover.sock when the config cannot be
  * read, so that ctl still reaches a drover while its config is being edited. */
 void ctl_socket_path(const char *socket_opt, const char *config_path, char *out,
-		     unsigned long outlen);
+                     unsigned long outlen);
 
 #endif

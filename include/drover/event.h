@@ -47,7 +47,7 @@ void event_bool(struct event *e, const char *key, bool value);
 size_t event_format(const struct event *e, enum log_format fmt, char *buf, size_t len);
 /* The same, and *need receives the buffer size the whole line takes. */
 size_t event_format_need(const struct event *e, enum log_format fmt, char *buf, size_t len,
-			 size_t *need);
+                         size_t *need);
 
 /* A destination for rendered events. */
 struct event_sink {

@@ -17,12 +17,12 @@
 /* Is payload acceptable as a task of this protocol? 0, or -1 with a
  * sentence in err (a newline in a lines task, invalid JSON in a json one). */
 int frame_check_task(enum task_protocol proto, const char *payload, size_t len, char *err,
-		     size_t errlen);
+                     size_t errlen);
 
 /* Bytes to write for one task (without NUL): appended to *buf (grown with
  * realloc). Returns 0 or -ENOMEM. */
-int frame_task(enum task_protocol proto, int64_t id, const char *payload, size_t len,
-	       char **buf, size_t *buflen, size_t *bufcap);
+int frame_task(enum task_protocol proto, int64_t id, const char *payload, size_t len, char **buf,
+               size_t *buflen, size_t *bufcap);
 
 /* Accumulates bytes and hands out whole lines. A line longer than
  * FRAME_LINE_MAX is reported once as `overflow` and skipped to its end. */
@@ -46,6 +46,6 @@ struct json_answer {
 	char *error;
 };
 int frame_parse_answer(const char *line, size_t len, struct json_answer *out, char *err,
-		       size_t errlen);
+                       size_t errlen);
 
 #endif

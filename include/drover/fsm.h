@@ -46,33 +46,33 @@ enum fsm_action {
 /* What the machine remembers about one worker between events. */
 struct fsm {
 	enum worker_state state;
-	int backoff;                   /* serial start failures (supervisord's) */
-	double deaths[FSM_TALLY_MAX];  /* times of recent exits from RUNNING, ring */
+	int backoff;                  /* serial start failures (supervisord's) */
+	double deaths[FSM_TALLY_MAX]; /* times of recent exits from RUNNING, ring */
 	int ndeaths;
 	int death_head;
 };
 
 struct fsm_input {
 	enum fsm_event event;
-	double now;       /* monotonic seconds */
-	int wait_status;  /* FSM_EXIT: as from waitpid (exit code or signal) */
-	bool permanent;   /* FSM_SPAWN_FAILED: retrying cannot help (not found, ...) */
-	const char *why;  /* FSM_SPAWN_FAILED: the reason, copied into the output */
+	double now;      /* monotonic seconds */
+	int wait_status; /* FSM_EXIT: as from waitpid (exit code or signal) */
+	bool permanent;  /* FSM_SPAWN_FAILED: retrying cannot help (not found, ...) */
+	const char *why; /* FSM_SPAWN_FAILED: the reason, copied into the output */
 };
 
 struct fsm_output {
-	bool changed;          /* state differs from before */
-	bool rejected;         /* the event makes no sense in this state */
+	bool changed;  /* state differs from before */
+	bool rejected; /* the event makes no sense in this state */
 	enum worker_state from;
-	unsigned actions;      /* enum fsm_action bits */
-	double delay;          /* FSM_ACT_ARM_TIMER: seconds from now */
-	char reason[160];      /* why the new state was entered, "" if plain */
-	bool expected;         /* FSM_EXIT: exit status listed in exitcodes */
+	unsigned actions; /* enum fsm_action bits */
+	double delay;     /* FSM_ACT_ARM_TIMER: seconds from now */
+	char reason[160]; /* why the new state was entered, "" if plain */
+	bool expected;    /* FSM_EXIT: exit status listed in exitcodes */
 };
 
 void fsm_init(struct fsm *m);
 void fsm_step(struct fsm *m, const struct program_config *policy, const struct fsm_input *in,
-	      struct fsm_output *out);
+              struct fsm_output *out);
 
 const char *fsm_state_name(enum worker_state s); /* "RUNNING" */
 /* Is the process alive in this state (there is a pid to signal)? */

@@ -17,7 +17,7 @@ int map_main(int argc, char **argv);
 /* Hooks from the core, used only when supervisor_options.map is set. */
 int map_attach(struct supervisor *sup);
 void map_result(struct supervisor *sup, int64_t id, const char *result, size_t len,
-		const char *error);
+                const char *error);
 void map_turn(struct supervisor *sup);
 void map_detach(struct supervisor *sup);
 

@@ -34,7 +34,7 @@ struct cpu_track {
  * different process behind the pid (start time differs), or ticks that went
  * backwards. Clamped to [0, 100 * ncpu]. */
 double cpu_track_update(struct cpu_track *t, pid_t pid, unsigned long long began,
-			unsigned long long ticks, double now, long hertz, int ncpu);
+                        unsigned long long ticks, double now, long hertz, int ncpu);
 
 /* The process table of one tick, indexed for tree walks. */
 struct proc_table {

@@ -7,7 +7,7 @@
 #include <stddef.h>
 
 #define POLICY_RETRY_BASE 0.5 /* seconds */
-#define POLICY_RETRY_CAP 30.0
+#define POLICY_RETRY_CAP  30.0
 
 /* The worker with the fewest tasks in flight among those that can take one
  * (capable and below prefetch); ties go to the lowest index. -1 if none. */

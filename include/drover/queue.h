@@ -38,9 +38,9 @@ struct task_link {
 	struct inflight *ring;
 	size_t head, count, cap;
 	struct line_reader reader;
-	double progress;  /* last result, or when the first task went out */
+	double progress; /* last result, or when the first task went out */
 	long long done;
-	bool draining;    /* scaled away: no new tasks, stop once empty */
+	bool draining;     /* scaled away: no new tasks, stop once empty */
 	bool stall_warned; /* told the log this worker holds results back */
 	/* tasks taken this turn, not yet committed: on a failed commit their
 	 * frames are dropped (the rollback made them pending again) */
@@ -60,7 +60,7 @@ struct group_queue {
 	int results_fd;        /* -1 = no results file */
 	char *results_buf;     /* lines waiting for the commit */
 	size_t results_len, results_cap;
-	double next_take;      /* monotonic: don't ask an empty queue before this */
+	double next_take; /* monotonic: don't ask an empty queue before this */
 	/* task_source = !command: its output feeds the queue */
 	pid_t source_pid;
 	struct loop_watch source_watch;
@@ -86,7 +86,7 @@ void queue_source_reaped(struct supervisor *sup, pid_t pid);
 /* Add one task to group g now (inside the current batch). 0, or -1 with a
  * sentence in err (bad task, store failure). */
 int queue_push(struct supervisor *sup, struct group *g, const char *text, size_t len, char *err,
-	       size_t errlen);
+               size_t errlen);
 /* Commit the current batch now (before a marker says it is done). */
 int queue_commit_now(struct supervisor *sup);
 
@@ -110,8 +110,8 @@ void queue_turn(struct supervisor *sup);
  * return NULL and call done(arg, reply) later (after the commit, or when
  * the queue is drained). */
 typedef void (*queue_reply_fn)(void *arg, json_t *reply);
-json_t *queue_submit(struct supervisor *sup, const char *group, json_t *tasks,
-		     queue_reply_fn done, void *arg);
+json_t *queue_submit(struct supervisor *sup, const char *group, json_t *tasks, queue_reply_fn done,
+                     void *arg);
 json_t *queue_tasks(struct supervisor *sup, const char *group, const char *state);
 json_t *queue_task(struct supervisor *sup, const char *id);
 json_t *queue_cancel(struct supervisor *sup, const char *target);

@@ -30,7 +30,7 @@ struct reload_plan {
 
 /* 0, or -ENOMEM. Items: every old program (in old order), then the added. */
 int reload_plan_make(const struct config *old_cfg, const struct config *new_cfg,
-		     struct reload_plan *plan);
+                     struct reload_plan *plan);
 void reload_plan_free(struct reload_plan *plan);
 const char *reload_action_name(enum reload_action a); /* "unchanged", ... */
 

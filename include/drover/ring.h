@@ -6,13 +6,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RING_LINES 200
+#define RING_LINES    200
 #define RING_LINE_MAX 1024
 
 struct ring {
-	char **lines; /* RING_LINES slots, allocated at the first line */
-	size_t head;  /* next slot to write */
-	size_t count; /* lines held, <= RING_LINES */
+	char **lines;   /* RING_LINES slots, allocated at the first line */
+	size_t head;    /* next slot to write */
+	size_t count;   /* lines held, <= RING_LINES */
 	uint64_t total; /* lines ever pushed */
 };
 

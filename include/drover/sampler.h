@@ -21,13 +21,13 @@ struct sampler {
 	long hertz;
 	int ncpu;
 	long page_size;
-	double boot_wall; /* wall-clock seconds at boot, for start times */
+	double boot_wall;        /* wall-clock seconds at boot, for start times */
 	struct proc_table table; /* the last tick's processes */
 	size_t cap;
-	double when;      /* monotonic seconds of the last read */
+	double when; /* monotonic seconds of the last read */
 	/* system line */
 	double load[3];
-	double cpu;       /* busy % of all CPUs, -1 before two reads */
+	double cpu;                             /* busy % of all CPUs, -1 before two reads */
 	unsigned long long mem_used, mem_total; /* bytes */
 };
 

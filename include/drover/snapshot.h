@@ -15,13 +15,13 @@ struct supervisor;
 struct snapshot_worker {
 	char *name;
 	char *group;
-	pid_t pid;              /* 0 = no process */
+	pid_t pid; /* 0 = no process */
 	enum worker_state state;
-	double since;           /* seconds in this state */
-	double uptime;          /* seconds since the process started, 0 if none */
+	double since;  /* seconds in this state */
+	double uptime; /* seconds since the process started, 0 if none */
 	unsigned restarts;
-	char *last_exit;        /* "exit:1", "signal:KILL", NULL if none yet */
-	char *reason;           /* why the state was entered, NULL if plain */
+	char *last_exit; /* "exit:1", "signal:KILL", NULL if none yet */
+	char *reason;    /* why the state was entered, NULL if plain */
 	/* metrics (the sampler's last tick); has_metrics false until sampled */
 	bool has_metrics;
 	char kstate;            /* kernel state R S D T Z, '-' without a process */
@@ -29,10 +29,10 @@ struct snapshot_worker {
 	double cpu_self;        /* the worker process alone */
 	unsigned long long rss; /* tree RSS, bytes */
 	unsigned long long rss_self;
-	double mem_pct;         /* tree RSS as % of total memory */
-	int threads;            /* the worker process's threads */
-	int procs;              /* processes in its tree, itself included */
-	double start_time;      /* wall-clock seconds the process started */
+	double mem_pct;    /* tree RSS as % of total memory */
+	int threads;       /* the worker process's threads */
+	int procs;         /* processes in its tree, itself included */
+	double start_time; /* wall-clock seconds the process started */
 	/* tasks */
 	long long tasks_done;
 	int tasks_inflight;
@@ -41,8 +41,8 @@ struct snapshot_worker {
 struct snapshot_group {
 	char *name;
 	int priority;
-	int wanted;  /* numprocs now asked for */
-	int actual;  /* workers with a live process */
+	int wanted; /* numprocs now asked for */
+	int actual; /* workers with a live process */
 	int counts[WORKER__COUNT];
 	/* metrics: sums over the group's workers */
 	double cpu;
@@ -51,8 +51,8 @@ struct snapshot_group {
 	/* queue (groups with tasks); has_queue false for tasks = none */
 	bool has_queue;
 	long long pending, running, done, failed, dead;
-	double rate;         /* tasks/s over the last 10 s */
-	double latency;      /* mean seconds per task over the last 10 s */
+	double rate;    /* tasks/s over the last 10 s */
+	double latency; /* mean seconds per task over the last 10 s */
 };
 
 struct snapshot_system {

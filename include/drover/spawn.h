@@ -10,8 +10,8 @@
 #include <sys/types.h>
 
 struct spawn_request {
-	char *const *argv;    /* argv[0] may be a bare name: searched on PATH */
-	char *const *env_add; /* "K=V" entries laid over drover's environment */
+	char *const *argv;     /* argv[0] may be a bare name: searched on PATH */
+	char *const *env_add;  /* "K=V" entries laid over drover's environment */
 	const char *directory; /* NULL = inherit */
 	const char *user;      /* NULL = no switch */
 	bool has_umask;

@@ -31,23 +31,23 @@ enum task_state {
 	TASK__COUNT
 };
 
-const char *task_state_name(enum task_state s); /* "pending" ... */
+const char *task_state_name(enum task_state s);            /* "pending" ... */
 int task_state_parse(const char *s, enum task_state *out); /* 0 or -1 */
 
 struct task {
-	int64_t id;       /* > 0, unique per store, increasing */
+	int64_t id; /* > 0, unique per store, increasing */
 	char *group;
-	char *payload;    /* NUL-terminated; len excludes the NUL */
+	char *payload; /* NUL-terminated; len excludes the NUL */
 	size_t len;
 	enum task_state state;
-	int attempts;     /* attempts started (charged) so far */
-	uint64_t lease;   /* lease id of the current or last run, 0 = none */
-	char *worker;     /* worker of the current or last run, NULL = none */
-	char *result;     /* done: the worker's answer (NUL-terminated) */
-	char *error;      /* failed/dead: the last error */
-	double created;   /* wall-clock seconds */
-	double started;   /* last take, 0 = never */
-	double finished;  /* done/dead/cancelled, 0 = not yet */
+	int attempts;      /* attempts started (charged) so far */
+	uint64_t lease;    /* lease id of the current or last run, 0 = none */
+	char *worker;      /* worker of the current or last run, NULL = none */
+	char *result;      /* done: the worker's answer (NUL-terminated) */
+	char *error;       /* failed/dead: the last error */
+	double created;    /* wall-clock seconds */
+	double started;    /* last take, 0 = never */
+	double finished;   /* done/dead/cancelled, 0 = not yet */
 	double not_before; /* failed: not to be taken before this time */
 };
 
@@ -63,7 +63,7 @@ struct store;
  * sqlite (created, WAL), ignored for memory; sync_full: SQLite synchronous
  * FULL (true) or NORMAL. Returns NULL with a sentence in err. */
 struct store *store_open(const char *kind, const char *path, bool sync_full, char *err,
-			 size_t errlen);
+                         size_t errlen);
 void store_close(struct store *s);
 
 /* Batching: every write between begin and commit is one transaction. The
@@ -74,26 +74,25 @@ int store_commit(struct store *s);
 const char *store_error(struct store *s); /* the last error, a sentence */
 
 /* Add a pending task; *id receives its id. */
-int store_push(struct store *s, const char *group, const char *payload, size_t len,
-	       int64_t *id);
+int store_push(struct store *s, const char *group, const char *payload, size_t len, int64_t *id);
 
 /* Take up to max tasks of group that are pending (or failed with
  * not_before <= now), oldest first (retries keep their place by id), mark
  * them running under a new lease for worker, attempts + 1, started = now.
  * Fills out[] (caller frees each with task_free) and returns the count, or
  * -1. */
-int store_take(struct store *s, const char *group, const char *worker, double now,
-	       struct task *out, int max);
+int store_take(struct store *s, const char *group, const char *worker, double now, struct task *out,
+               int max);
 
 /* running -> done with result, only if lease matches. Returns 1 applied,
  * 0 duplicate/stale (nothing changed), -1 error. */
 int store_ack(struct store *s, int64_t id, uint64_t lease, const char *result, size_t len,
-	      double now);
+              double now);
 
 /* running -> failed (to be retried at not_before) or dead (when attempts >=
  * max_attempts), with error; lease must match. Returns 1, 0 (stale), -1. */
-int store_fail(struct store *s, int64_t id, uint64_t lease, const char *error,
-	       int max_attempts, double not_before, double now);
+int store_fail(struct store *s, int64_t id, uint64_t lease, const char *error, int max_attempts,
+               double not_before, double now);
 
 /* running -> pending (head of the queue: its id keeps its place), lease must
  * match; refund: attempts - 1 (the task was not to blame). 1, 0, -1. */
@@ -115,7 +114,7 @@ int store_get(struct store *s, int64_t id, struct task *out);
 /* Tasks of group (NULL = all groups) in state (-1 = any), newest last,
  * at most max, with id > after (paging). Returns count or -1. */
 int store_list(struct store *s, const char *group, int state, int64_t after, struct task *out,
-	       int max);
+               int max);
 /* Count per state for group (NULL = all). 0 or -1. */
 int store_counts(struct store *s, const char *group, struct store_counts *out);
 

@@ -15,8 +15,8 @@
 #include "drover/logfile.h"
 #include "drover/loop.h"
 #include "drover/pidmap.h"
-#include "drover/ring.h"
 #include "drover/queue.h"
+#include "drover/ring.h"
 #include "drover/sampler.h"
 
 struct supervisor;
@@ -24,13 +24,13 @@ struct group;
 
 /* A worker's figures from the last tick, and what the limits remember. */
 struct worker_metrics {
-	bool valid;            /* the process was seen in the last tick */
+	bool valid; /* the process was seen in the last tick */
 	struct cpu_track self, tree;
-	double cpu, cpu_self;  /* -1 = no figure yet */
+	double cpu, cpu_self; /* -1 = no figure yet */
 	unsigned long long rss, rss_self;
 	int threads, procs;
 	char kstate;
-	double start_time;     /* wall-clock seconds */
+	double start_time;                        /* wall-clock seconds */
 	double over_memory_since, over_cpu_since; /* monotonic, 0 = under */
 };
 
@@ -40,7 +40,7 @@ struct worker_stream {
 	struct worker *worker;
 	const char *name;   /* "stdout" / "stderr" */
 	struct logfile log; /* log.fd < 0: no file (NONE) */
-	char *partial; /* RING_LINE_MAX bytes, allocated at the first output */
+	char *partial;      /* RING_LINE_MAX bytes, allocated at the first output */
 	size_t plen;
 };
 
@@ -50,7 +50,7 @@ struct worker {
 	int index; /* position in the group; process_num = numprocs_start + index */
 	struct worker_spec spec;
 	struct fsm fsm;
-	pid_t pid; /* 0 when there is no process */
+	pid_t pid;     /* 0 when there is no process */
 	pid_t session; /* the last process's session id (its pid): orphans keep it */
 	int pidfd;
 	struct loop_timer timer;
@@ -63,10 +63,10 @@ struct worker {
 	struct worker_stream out, err;
 	struct ring ring;
 	struct worker_metrics metrics;
-	struct task_link *tasks; /* NULL unless the program takes tasks */
+	struct task_link *tasks;       /* NULL unless the program takes tasks */
 	struct worker_spec *next_spec; /* reload: the spec to run once STOPPED */
-	bool start_after_stop; /* restart: start again once STOPPED */
-	bool retire;           /* scaled away: free once STOPPED */
+	bool start_after_stop;         /* restart: start again once STOPPED */
+	bool retire;                   /* scaled away: free once STOPPED */
 };
 
 /* The pool made from one program: numprocs workers, resizable at run time. */
@@ -77,20 +77,20 @@ struct group {
 	struct worker **workers; /* in index order */
 	size_t nworkers;
 	size_t cap;
-	int wanted;    /* workers asked for (numprocs, or the last scale) */
-	bool removing; /* gone from the config: freed once its workers are */
+	int wanted;                /* workers asked for (numprocs, or the last scale) */
+	bool removing;             /* gone from the config: freed once its workers are */
 	struct group_queue *queue; /* NULL unless the program takes tasks */
 };
 
 struct supervisor_options {
 	const char *config_path;
-	bool tail;            /* echo worker output (also [drover] tail) */
-	bool log_format_set;  /* --log-format given: overrides [drover] */
+	bool tail;           /* echo worker output (also [drover] tail) */
+	bool log_format_set; /* --log-format given: overrides [drover] */
 	enum log_format log_format;
 	const char *store_kind; /* overrides [drover] store ("memory" for drover map) */
-	bool console;      /* the curses console owns the terminal (no stdout log) */
-	const char *theme; /* console theme name, NULL = default */
-	struct map_run *map; /* drover map: stdin tasks, stdout results, no socket */
+	bool console;           /* the curses console owns the terminal (no stdout log) */
+	const char *theme;      /* console theme name, NULL = default */
+	struct map_run *map;    /* drover map: stdin tasks, stdout results, no socket */
 };
 
 struct supervisor {
@@ -104,22 +104,22 @@ struct supervisor {
 	struct config **retired_cfgs; /* replaced by reloads, still used by removed groups */
 	size_t nretired;
 	struct control_server *control;
-	struct store *store;        /* NULL until some program takes tasks */
+	struct store *store; /* NULL until some program takes tasks */
 	struct queue_state *queue;
 	struct sampler sampler;
 	bool sampler_ok;
 	struct loop_timer sample_timer;
-	double last_sample;       /* monotonic seconds, 0 = never */
+	double last_sample; /* monotonic seconds, 0 = never */
 	double last_metrics_event;
-	double watched_until;     /* a front end looked recently: sample at refresh */
-	int watchers;             /* consoles and event streams attached */
+	double watched_until; /* a front end looked recently: sample at refresh */
+	int watchers;         /* consoles and event streams attached */
 	pid_t self;
 	int devnull;
 	int lockfd;
 	bool unclean_start; /* the last drover on this state_dir died without cleaning up */
 	int sigfd;
 	struct loop_watch sigwatch;
-	double started;   /* monotonic seconds */
+	double started; /* monotonic seconds */
 	bool shutting_down;
 	double shutdown_deadline;
 	int exit_code;
@@ -129,7 +129,7 @@ struct supervisor {
 	struct event_sink stdout_sink;
 	char *outbuf;
 	size_t outlen, outcap;
-	struct event_sink file_sink; /* [supervisord] logfile */
+	struct event_sink file_sink;   /* [supervisord] logfile */
 	struct event_sink stderr_sink; /* drover map: warnings and errors only */
 	struct logfile event_log;
 };
@@ -146,7 +146,7 @@ void supervisor_write_stdout(struct supervisor *sup, const char *s, size_t len);
 struct worker *supervisor_find_worker(struct supervisor *sup, const char *name);
 
 struct worker *worker_new(struct supervisor *sup, struct group *g, int index, char *err,
-			  size_t errlen);
+                          size_t errlen);
 void worker_free(struct worker *w);
 /* Feed one event to the worker's state machine and carry out the actions. */
 void worker_event(struct worker *w, enum fsm_event ev);

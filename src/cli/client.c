@@ -20,8 +20,7 @@ int client_connect(const char *path)
 	memcpy(addr.sun_path, path, strlen(path) + 1);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-		fprintf(stderr, "drover: no drover is running on %s (%s)\n", path,
-			strerror(errno));
+		fprintf(stderr, "drover: no drover is running on %s (%s)\n", path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return -1;
@@ -69,4 +68,3 @@ json_t *client_roundtrip(int fd, FILE *in, json_t *req)
 	free(line);
 	return reply;
 }
-

@@ -25,12 +25,12 @@ static void usage(FILE *f)
 	for (size_t i = 0; i < CMD__COUNT; i++)
 		fprintf(f, "  %-22s %s\n", command_table[i].usage, command_table[i].help);
 	fprintf(f, "  %-22s %s\n", "top [-d SECS] [-n N]",
-		"a refreshing table of workers sorted by CPU");
+	        "a refreshing table of workers sorted by CPU");
 	fprintf(f, "\nTARGET: all, a group, a worker (squarer_03), or GROUP:NAME / GROUP:*\n");
 }
 
 void ctl_socket_path(const char *socket_opt, const char *config_path, char *out,
-		     unsigned long outlen)
+                     unsigned long outlen)
 {
 	if (socket_opt) {
 		snprintf(out, outlen, "%s", socket_opt);
@@ -55,7 +55,7 @@ static void format_duration(double secs, char *buf, size_t len)
 	long s = (long)secs;
 	if (s >= 86400)
 		snprintf(buf, len, "%ldd %02ld:%02ld:%02ld", s / 86400, s % 86400 / 3600,
-			 s % 3600 / 60, s % 60);
+		         s % 3600 / 60, s % 60);
 	else
 		snprintf(buf, len, "%ld:%02ld:%02ld", s / 3600, s % 3600 / 60, s % 60);
 }
@@ -92,19 +92,22 @@ static void print_workers(json_t *workers, json_t **order, size_t n)
 		char pid[16] = "-", uptime[32] = "-", cpu[16], rss[16];
 		json_t *jpid = json_object_get(w, "pid");
 		if (json_is_integer(jpid)) {
-			snprintf(pid, sizeof(pid), "%" JSON_INTEGER_FORMAT, json_integer_value(jpid));
+			snprintf(pid, sizeof(pid), "%" JSON_INTEGER_FORMAT,
+			         json_integer_value(jpid));
 			format_duration(json_number_value(json_object_get(w, "uptime")), uptime,
-					sizeof(uptime));
+			                sizeof(uptime));
 		}
 		format_cpu(json_object_get(w, "cpu"), cpu, sizeof(cpu));
 		format_rss(json_object_get(w, "rss"), rss, sizeof(rss));
 		const char *reason = json_string_value(json_object_get(w, "reason"));
 		const char *last = json_string_value(json_object_get(w, "last_exit"));
-		printf("%-*s  %-8s  %7s  %6s  %6s  %10s  %8" JSON_INTEGER_FORMAT "  %s\n", (int)width,
-		       json_string_value(json_object_get(w, "name")),
+		printf("%-*s  %-8s  %7s  %6s  %6s  %10s  %8" JSON_INTEGER_FORMAT "  %s\n",
+		       (int)width, json_string_value(json_object_get(w, "name")),
 		       json_string_value(json_object_get(w, "state")), pid, cpu, rss, uptime,
 		       json_integer_value(json_object_get(w, "restarts")),
-		       reason ? reason : last ? last : "");
+		       reason ? reason
+		       : last ? last
+		              : "");
 	}
 }
 
@@ -221,9 +224,9 @@ static void print_tasks(json_t *reply)
 	const char *key;
 	printf("%s:", json_string_value(json_object_get(reply, "group")));
 	json_object_foreach(counts, key, v)
-		printf(" %s=%" JSON_INTEGER_FORMAT, key, json_integer_value(v));
-	printf("\n%-10s  %-9s  %8s  %-14s  %-24s  %s\n", "ID", "STATE", "ATTEMPTS", "WORKER", "TASK",
-	       "RESULT / ERROR");
+	    printf(" %s=%" JSON_INTEGER_FORMAT, key, json_integer_value(v));
+	printf("\n%-10s  %-9s  %8s  %-14s  %-24s  %s\n", "ID", "STATE", "ATTEMPTS", "WORKER",
+	       "TASK", "RESULT / ERROR");
 	size_t i;
 	json_array_foreach(json_object_get(reply, "tasks"), i, v)
 	{
@@ -235,7 +238,8 @@ static void print_tasks(json_t *reply)
 		       json_integer_value(json_object_get(v, "id")),
 		       str_or(json_object_get(v, "state"), "?"),
 		       json_integer_value(json_object_get(v, "attempts")),
-		       str_or(json_object_get(v, "worker"), "-"), str_or(json_object_get(v, "task"), ""),
+		       str_or(json_object_get(v, "worker"), "-"),
+		       str_or(json_object_get(v, "task"), ""),
 		       err ? err : str_or(json_object_get(v, "result"), ""));
 	}
 	if (json_is_true(json_object_get(reply, "truncated")))
@@ -245,9 +249,8 @@ static void print_tasks(json_t *reply)
 static void print_task(json_t *reply)
 {
 	json_t *t = json_object_get(reply, "task");
-	const char *keys[] = {"id",     "group",  "state",   "attempts", "worker",
-			      "task",   "result", "error",   "created",  "started",
-			      "finished"};
+	const char *keys[] = {"id",     "group", "state",   "attempts", "worker",  "task",
+	                      "result", "error", "created", "started",  "finished"};
 	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
 		json_t *v = json_object_get(t, keys[k]);
 		if (json_is_string(v))
@@ -290,16 +293,16 @@ static void print_reply(const struct command *cmd, json_t *reply)
 		break;
 	case CMD_LOG:
 		json_array_foreach(json_object_get(reply, "lines"), i, v)
-			printf("%s\n", json_string_value(v));
+		    printf("%s\n", json_string_value(v));
 		break;
 	default:
 		v = json_object_get(reply, "message");
 		if (json_is_string(v))
 			printf("%s\n", json_string_value(v));
 		json_array_foreach(json_object_get(reply, "skipped"), i, v)
-			printf("  %s: %s (%s)\n", json_string_value(json_object_get(v, "worker")),
-			       json_string_value(json_object_get(v, "why")),
-			       json_string_value(json_object_get(v, "state")));
+		    printf("  %s: %s (%s)\n", json_string_value(json_object_get(v, "worker")),
+		           json_string_value(json_object_get(v, "why")),
+		           json_string_value(json_object_get(v, "state")));
 	}
 }
 
@@ -343,7 +346,7 @@ static int run_top(const char *path, double interval, long frames)
 		json_decref(reply);
 		if (frames <= 0 || frame + 1 < frames) {
 			struct timespec ts = {(time_t)interval,
-					      (long)((interval - (double)(time_t)interval) * 1e9)};
+			                      (long)((interval - (double)(time_t)interval) * 1e9)};
 			nanosleep(&ts, NULL);
 		}
 	}
@@ -383,11 +386,11 @@ int ctl_main(int argc, char **argv)
 	const char *config = "supervisor.ini", *socket_path = NULL;
 	bool raw = false;
 	static const struct option longopts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"socket", required_argument, NULL, 's'},
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"socket", required_argument, NULL, 's'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	int c;
 	optind = 1;
@@ -476,11 +479,11 @@ int ctl_main(int argc, char **argv)
 		if (raw)
 			fputs(line, stdout);
 		fprintf(stderr, "drover ctl: %s\n",
-			json_string_value(json_object_get(reply, "error")) ?: "failed");
+		        json_string_value(json_object_get(reply, "error")) ?: "failed");
 		json_t *v;
 		size_t i;
 		json_array_foreach(json_object_get(reply, "errors"), i, v)
-			fprintf(stderr, "  %s\n", json_string_value(v));
+		    fprintf(stderr, "  %s\n", json_string_value(v));
 	} else {
 		status = 0;
 		if (raw)
@@ -490,7 +493,8 @@ int ctl_main(int argc, char **argv)
 		fflush(stdout); /* a pipe reader sees the confirmation at once */
 		if (cmd.spec->id == CMD_EVENTS)
 			status = stream_events(in);
-		if (cmd.spec->id == CMD_WAIT && json_integer_value(json_object_get(reply, "dead")) > 0)
+		if (cmd.spec->id == CMD_WAIT &&
+		    json_integer_value(json_object_get(reply, "dead")) > 0)
 			status = 3; /* drained, but some tasks ended dead */
 	}
 	json_decref(reply);

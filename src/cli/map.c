@@ -42,11 +42,11 @@ struct map_run {
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: drover map [-j N] [--ordered] [--json] [--retries N] [--timeout S] "
-		   "-- COMMAND [ARGS...]\n"
-		   "Runs N copies of COMMAND (default: the number of CPUs) as a pool: each line "
-		   "of stdin\nis a task written to a worker's stdin, each line it answers a result "
-		   "on stdout.\nWorkers must flush each result (e.g. fflush, python3 -u, mawk -W "
-		   "interactive).\n");
+	           "-- COMMAND [ARGS...]\n"
+	           "Runs N copies of COMMAND (default: the number of CPUs) as a pool: each line "
+	           "of stdin\nis a task written to a worker's stdin, each line it answers a result "
+	           "on stdout.\nWorkers must flush each result (e.g. fflush, python3 -u, mawk -W "
+	           "interactive).\n");
 }
 
 /* Quote for drover's word splitting: '...' with ' written as '\'' */
@@ -134,7 +134,7 @@ static void release(struct map_run *m)
 }
 
 void map_result(struct supervisor *sup, int64_t id, const char *result, size_t len,
-		const char *error)
+                const char *error)
 {
 	struct map_run *m = sup->opts.map;
 	m->finished++;
@@ -168,7 +168,7 @@ static void push_line(void *arg, const char *line, size_t len, bool overflow)
 	m->lineno++;
 	if (overflow) {
 		fprintf(stderr, "drover map: stdin line %lld: longer than 16 MiB, skipped\n",
-			m->lineno);
+		        m->lineno);
 		m->bad++;
 		return;
 	}
@@ -217,7 +217,8 @@ static void draw_progress(struct map_run *m, bool last)
 	double elapsed = now - m->started;
 	double rate = elapsed > 0 ? (double)m->finished / elapsed : 0;
 	long long total = m->submitted;
-	int width = 30, filled = total ? (int)((double)width * (double)m->finished / (double)total) : 0;
+	int width = 30,
+	    filled = total ? (int)((double)width * (double)m->finished / (double)total) : 0;
 	char bar[64];
 	for (int i = 0; i < width; i++)
 		bar[i] = i < filled ? '#' : '.';
@@ -226,7 +227,7 @@ static void draw_progress(struct map_run *m, bool last)
 	if (m->eof && rate > 0)
 		snprintf(eta, sizeof(eta), "%.0fs", (double)(total - m->finished) / rate);
 	fprintf(stderr, "\r[%s] %lld/%lld%s  %.0f/s  ETA %s  dead %lld ", bar, m->finished, total,
-		m->eof ? "" : "+", rate, eta, m->dead);
+	        m->eof ? "" : "+", rate, eta, m->dead);
 	if (last)
 		fputc('\n', stderr);
 }
@@ -321,10 +322,13 @@ int map_main(int argc, char **argv)
 {
 	struct map_run m = {.jobs = (int)sysconf(_SC_NPROCESSORS_ONLN), .retries = 3};
 	static const struct option longopts[] = {
-		{"jobs", required_argument, NULL, 'j'}, {"ordered", no_argument, NULL, 'k'},
-		{"json", no_argument, NULL, 'J'},       {"retries", required_argument, NULL, 'r'},
-		{"timeout", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
-		{0},
+	    {"jobs", required_argument, NULL, 'j'},
+	    {"ordered", no_argument, NULL, 'k'},
+	    {"json", no_argument, NULL, 'J'},
+	    {"retries", required_argument, NULL, 'r'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	int c;
 	optind = 1;
@@ -368,7 +372,7 @@ int map_main(int argc, char **argv)
 	char dir[] = "/tmp/drover-map-XXXXXX";
 	if (!command || !mkdtemp(dir)) {
 		fprintf(stderr, "drover map: cannot make a temporary directory: %s\n",
-			strerror(errno));
+		        strerror(errno));
 		free(command);
 		return 2;
 	}
@@ -385,20 +389,20 @@ int map_main(int argc, char **argv)
 		return 2;
 	}
 	fprintf(f,
-		"[drover]\nstate_dir = %s\nmetrics_interval = 0\nstore = memory\n"
-		"[program:map]\ncommand = %%(ENV_DROVER_MAP_COMMAND)s\nnumprocs = %d\n"
-		"startsecs = 0\nautorestart = true\nfatal_after = 0\nstartretries = 3\n"
-		"stopwaitsecs = 2\ntasks = %s\nprefetch = 1024\ntask_retries = %d\n"
-		"task_timeout = %g\n"
-		"stdout_logfile = NONE\nstderr_logfile = /dev/stderr\n"
-		"stderr_logfile_maxbytes = 0\n",
-		dir, m.jobs, m.json ? "json" : "lines", m.retries, m.timeout);
+	        "[drover]\nstate_dir = %s\nmetrics_interval = 0\nstore = memory\n"
+	        "[program:map]\ncommand = %%(ENV_DROVER_MAP_COMMAND)s\nnumprocs = %d\n"
+	        "startsecs = 0\nautorestart = true\nfatal_after = 0\nstartretries = 3\n"
+	        "stopwaitsecs = 2\ntasks = %s\nprefetch = 1024\ntask_retries = %d\n"
+	        "task_timeout = %g\n"
+	        "stdout_logfile = NONE\nstderr_logfile = /dev/stderr\n"
+	        "stderr_logfile_maxbytes = 0\n",
+	        dir, m.jobs, m.json ? "json" : "lines", m.retries, m.timeout);
 	fclose(f);
 
 	struct supervisor_options opts = {
-		.config_path = path,
-		.store_kind = "memory",
-		.map = &m,
+	    .config_path = path,
+	    .store_kind = "memory",
+	    .map = &m,
 	};
 	int rc = supervisor_main(&opts);
 	remove_tree(dir);

@@ -21,8 +21,8 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: drover submit [-c FILE | -s SOCKET] [-q] GROUP TASK...\n"
-		   "       drover submit [-c FILE | -s SOCKET] [-q] GROUP -f FILE|-\n"
-		   "Prints the new tasks' ids, one per line (with -q: only their count).\n");
+	           "       drover submit [-c FILE | -s SOCKET] [-q] GROUP -f FILE|-\n"
+	           "Prints the new tasks' ids, one per line (with -q: only their count).\n");
 }
 
 struct sender {
@@ -37,7 +37,7 @@ struct sender {
  * ("submit: task N: why"); say which input line that was, and how many
  * tasks earlier batches got in (those stay queued). */
 static void refused(const struct sender *s, const char *err, const char *name,
-		    const long long *lines, size_t nlines)
+                    const long long *lines, size_t nlines)
 {
 	size_t idx;
 	int off = 0;
@@ -47,16 +47,17 @@ static void refused(const struct sender *s, const char *err, const char *name,
 	else
 		fprintf(stderr, "drover submit: %s\n", err);
 	if (s->count > 0)
-		fprintf(stderr, "drover submit: %lld tasks before it were accepted and stay queued\n",
-			s->count);
+		fprintf(stderr,
+		        "drover submit: %lld tasks before it were accepted and stay queued\n",
+		        s->count);
 }
 
 /* Send one batch and wait until drover has made it durable. lines: the
  * input line of each task (NULL for tasks from the command line). */
 static int send_batch(struct sender *s, json_t *tasks, const char *name, const long long *lines)
 {
-	json_t *req = json_pack("{s:s, s:s, s:O}", "cmd", "submit", "target", s->group, "tasks",
-				tasks);
+	json_t *req =
+	    json_pack("{s:s, s:s, s:O}", "cmd", "submit", "target", s->group, "tasks", tasks);
 	json_t *reply = client_roundtrip(s->fd, s->in, req);
 	json_decref(req);
 	if (!reply) {
@@ -122,9 +123,9 @@ int submit_main(int argc, char **argv)
 	const char *config = "supervisor.ini", *socket_path = NULL, *file = NULL;
 	bool quiet = false;
 	static const struct option longopts[] = {
-		{"config", required_argument, NULL, 'c'}, {"socket", required_argument, NULL, 's'},
-		{"file", required_argument, NULL, 'f'},   {"quiet", no_argument, NULL, 'q'},
-		{"help", no_argument, NULL, 'h'},         {0},
+	    {"config", required_argument, NULL, 'c'}, {"socket", required_argument, NULL, 's'},
+	    {"file", required_argument, NULL, 'f'},   {"quiet", no_argument, NULL, 'q'},
+	    {"help", no_argument, NULL, 'h'},         {0},
 	};
 	int c;
 	optind = 1;

@@ -17,9 +17,9 @@
 #include "drover/queue.h"
 #include "drover/supervisor.h"
 
-#define REQUEST_MAX (64 * 1024)       /* longest request line */
+#define REQUEST_MAX   (64 * 1024)       /* longest request line */
 #define REPLY_BACKLOG (4 * 1024 * 1024) /* unread output before a client is dropped */
-#define CLIENTS_MAX 1024
+#define CLIENTS_MAX   1024
 
 struct client {
 	struct control_server *srv;
@@ -48,8 +48,8 @@ struct control_server {
 
 static void client_kill(struct client *c, const char *why);
 
-static void emit_client_event(struct control_server *srv, enum event_level level,
-			      const char *what, long long uid)
+static void emit_client_event(struct control_server *srv, enum event_level level, const char *what,
+                              long long uid)
 {
 	struct event e;
 	event_init(&e, level, "control");
@@ -71,8 +71,8 @@ static void update_interest(struct client *c)
 static void client_flush(struct client *c)
 {
 	while (c->outoff < c->outlen) {
-		ssize_t n = send(c->watch.fd, c->out + c->outoff, c->outlen - c->outoff,
-				 MSG_NOSIGNAL);
+		ssize_t n =
+		    send(c->watch.fd, c->out + c->outoff, c->outlen - c->outoff, MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -184,22 +184,21 @@ static void handle_request(struct client *c, const char *line, size_t len)
 	char target[512], arg[512];
 	if (!json_is_object(req) || !json_is_string(cmd)) {
 		client_reply(c, error_reply("a request is a JSON object with a \"cmd\" string, "
-					    "e.g. {\"cmd\":\"status\"}"));
+		                            "e.g. {\"cmd\":\"status\"}"));
 	} else if (!arg_text(json_object_get(req, "target"), target, sizeof(target)) ||
-		   !arg_text(json_object_get(req, "arg"), arg, sizeof(arg))) {
+	           !arg_text(json_object_get(req, "arg"), arg, sizeof(arg))) {
 		client_reply(c, error_reply("\"target\" and \"arg\" must be strings or numbers"));
 	} else {
 		struct command command;
-		if (command_parse(json_string_value(cmd), target, arg, &command, msg,
-				  sizeof(msg)) < 0) {
+		if (command_parse(json_string_value(cmd), target, arg, &command, msg, sizeof(msg)) <
+		    0) {
 			client_reply(c, error_reply(msg));
 		} else if (command.spec->id == CMD_SUBMIT || command.spec->id == CMD_WAIT) {
-			json_t *now = command.spec->id == CMD_SUBMIT
-					      ? queue_submit(c->srv->sup, command.target,
-							     json_object_get(req, "tasks"),
-							     deferred_reply, c)
-					      : queue_wait(c->srv->sup, command.target, deferred_reply,
-							   c);
+			json_t *now =
+			    command.spec->id == CMD_SUBMIT
+			        ? queue_submit(c->srv->sup, command.target,
+			                       json_object_get(req, "tasks"), deferred_reply, c)
+			        : queue_wait(c->srv->sup, command.target, deferred_reply, c);
 			if (now)
 				client_reply(c, now);
 			else
@@ -209,7 +208,7 @@ static void handle_request(struct client *c, const char *line, size_t len)
 			c->srv->sup->watchers++;
 			monitor_schedule(c->srv->sup);
 			client_reply(c, json_pack("{s:b, s:s}", "ok", 1, "message",
-						  "streaming events as JSON lines"));
+			                          "streaming events as JSON lines"));
 		} else {
 			client_reply(c, supervisor_execute(c->srv->sup, &command));
 		}
@@ -242,7 +241,7 @@ static void handle_input(struct client *c)
 		if (!c->discarding) {
 			char msg[96];
 			snprintf(msg, sizeof(msg), "request longer than %d bytes: ignored",
-				 REQUEST_MAX);
+			         REQUEST_MAX);
 			client_reply(c, error_reply(msg));
 		}
 		c->discarding = true;
@@ -330,16 +329,17 @@ static void accept_clients(struct loop *loop, struct loop_watch *w, uint32_t eve
 		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
 		    (cred.uid != getuid() && cred.uid != 0)) {
 			static const char refused[] =
-				"{\"ok\":false,\"error\":\"permission denied: not drover's user\"}\n";
+			    "{\"ok\":false,\"error\":\"permission denied: not drover's user\"}\n";
 			ssize_t ignored = send(fd, refused, sizeof(refused) - 1, MSG_NOSIGNAL);
 			(void)ignored;
 			close(fd);
 			emit_client_event(srv, EVENT_WARN, "refused a client of another user",
-					  (long long)cred.uid);
+			                  (long long)cred.uid);
 			continue;
 		}
 		if (srv->nclients >= CLIENTS_MAX) {
-			static const char busy[] = "{\"ok\":false,\"error\":\"too many clients\"}\n";
+			static const char busy[] =
+			    "{\"ok\":false,\"error\":\"too many clients\"}\n";
 			ssize_t ignored = send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL);
 			(void)ignored;
 			close(fd);
@@ -386,12 +386,13 @@ static bool socket_alive(const struct sockaddr_un *addr)
 }
 
 struct control_server *control_server_start(struct supervisor *sup, const char *path, char *err,
-					    size_t errlen)
+                                            size_t errlen)
 {
 	struct sockaddr_un addr = {.sun_family = AF_UNIX};
 	if (strlen(path) >= sizeof(addr.sun_path)) {
-		snprintf(err, errlen, "socket path %s is longer than %zu bytes: set [drover] socket",
-			 path, sizeof(addr.sun_path) - 1);
+		snprintf(err, errlen,
+		         "socket path %s is longer than %zu bytes: set [drover] socket", path,
+		         sizeof(addr.sun_path) - 1);
 		return NULL;
 	}
 	memcpy(addr.sun_path, path, strlen(path) + 1);
@@ -447,9 +448,9 @@ void control_server_stop(struct control_server *srv)
 		if (!c->dead) {
 			/* last words (the shutdown events) go out if the client reads */
 			if (c->outlen > c->outoff) {
-				ssize_t ignored = send(c->watch.fd, c->out + c->outoff,
-						       c->outlen - c->outoff,
-						       MSG_NOSIGNAL | MSG_DONTWAIT);
+				ssize_t ignored =
+				    send(c->watch.fd, c->out + c->outoff, c->outlen - c->outoff,
+				         MSG_NOSIGNAL | MSG_DONTWAIT);
 				(void)ignored;
 			}
 			client_kill(c, NULL);

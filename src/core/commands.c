@@ -66,7 +66,7 @@ static bool add_named_group(struct supervisor *sup, const char *name, struct tar
 
 /* all | GROUP | WORKER | GROUP:* | GROUP:WORKER */
 static int resolve(struct supervisor *sup, const char *target, struct targets *t, char *err,
-		   size_t errlen)
+                   size_t errlen)
 {
 	memset(t, 0, sizeof(*t));
 	if (!*target || !strcmp(target, "all")) {
@@ -214,24 +214,23 @@ static json_t *on_workers(struct supervisor *sup, const struct command *cmd)
 			json_array_append_new(done, json_string(w->spec.name));
 		} else {
 			why = this_why;
-			json_array_append_new(skipped,
-					      json_pack("{s:s, s:s, s:s}", "worker", w->spec.name,
-							"state", fsm_state_name(w->fsm.state),
-							"why", this_why));
+			json_array_append_new(
+			    skipped, json_pack("{s:s, s:s, s:s}", "worker", w->spec.name, "state",
+			                       fsm_state_name(w->fsm.state), "why", this_why));
 		}
 	}
 	size_t ndone = json_array_size(done);
 	json_t *reply;
 	if (ndone == 0 && t.count == 1)
 		reply = fail("%s: %s (%s)", t.items[0]->spec.name, why,
-			     fsm_state_name(t.items[0]->fsm.state));
+		             fsm_state_name(t.items[0]->fsm.state));
 	else if (ndone == 0 && t.count > 0)
 		reply = fail("%s: no worker could %s (%s)", cmd->target, cmd->spec->name, why);
 	else if (t.count == 0)
 		reply = fail("%s: no workers", cmd->target);
 	else
 		reply = ok("%s: %s %zu worker%s", cmd->target[0] ? cmd->target : "all",
-			   cmd->spec->name, ndone, ndone == 1 ? "" : "s");
+		           cmd->spec->name, ndone, ndone == 1 ? "" : "s");
 	json_object_set_new(reply, "workers", done);
 	json_object_set_new(reply, "skipped", skipped);
 	free(t.items);
@@ -247,7 +246,7 @@ static json_t *on_scale(struct supervisor *sup, const struct command *cmd)
 	int to = cmd->scale_relative ? from + cmd->scale_n : cmd->scale_n;
 	if (to < 0 || to > SCALE_MAX)
 		return fail("scale: N must be between 0 and %d (%s has %d)", SCALE_MAX, g->name,
-			    from);
+		            from);
 	char err[256];
 	if (group_scale(g, to, err, sizeof(err)) < 0)
 		return fail("scale %s: %s", g->name, err);
@@ -280,7 +279,8 @@ static json_t *on_log(struct supervisor *sup, const struct command *cmd)
 	size_t n = (size_t)cmd->log_lines < w->ring.count ? (size_t)cmd->log_lines : w->ring.count;
 	for (size_t i = n; i-- > 0;)
 		json_array_append_new(lines, json_string(ring_get(&w->ring, i)));
-	json_t *reply = json_pack("{s:b, s:s, s:o}", "ok", 1, "worker", w->spec.name, "lines", lines);
+	json_t *reply =
+	    json_pack("{s:b, s:s, s:o}", "ok", 1, "worker", w->spec.name, "lines", lines);
 	return reply;
 }
 

@@ -5,10 +5,9 @@
 #include <sys/wait.h>
 
 static const char *const state_names[WORKER__COUNT] = {
-	[WORKER_STOPPED] = "STOPPED", [WORKER_STARTING] = "STARTING",
-	[WORKER_RUNNING] = "RUNNING", [WORKER_BACKOFF] = "BACKOFF",
-	[WORKER_STOPPING] = "STOPPING", [WORKER_EXITED] = "EXITED",
-	[WORKER_FATAL] = "FATAL",     [WORKER_PAUSED] = "PAUSED",
+    [WORKER_STOPPED] = "STOPPED", [WORKER_STARTING] = "STARTING", [WORKER_RUNNING] = "RUNNING",
+    [WORKER_BACKOFF] = "BACKOFF", [WORKER_STOPPING] = "STOPPING", [WORKER_EXITED] = "EXITED",
+    [WORKER_FATAL] = "FATAL",     [WORKER_PAUSED] = "PAUSED",
 };
 
 const char *fsm_state_name(enum worker_state s)
@@ -97,40 +96,40 @@ static void stop_process(struct fsm *m, const struct program_config *p, struct f
 
 /* A start attempt failed (exit before startsecs, or spawn error). */
 static void start_failed(struct fsm *m, const struct program_config *p, struct fsm_output *out,
-			 const char *why)
+                         const char *why)
 {
 	m->backoff++;
 	if (m->backoff > p->startretries) {
 		go(m, out, WORKER_FATAL, 0);
-		snprintf(out->reason, sizeof(out->reason), "too many start retries too quickly (%s)",
-			 why);
+		snprintf(out->reason, sizeof(out->reason),
+		         "too many start retries too quickly (%s)", why);
 		return;
 	}
 	go(m, out, WORKER_BACKOFF, 0);
 	double delay = m->backoff < p->backoff_max ? m->backoff : p->backoff_max;
 	arm(out, delay);
 	snprintf(out->reason, sizeof(out->reason), "%s; retry %d of %d in %gs", why, m->backoff,
-		 p->startretries, delay);
+	         p->startretries, delay);
 }
 
 static void running_exit(struct fsm *m, const struct program_config *p, const struct fsm_input *in,
-			 struct fsm_output *out)
+                         struct fsm_output *out)
 {
 	char status[32];
 	fsm_describe_status(in->wait_status, status, sizeof(status));
 	bool restart = p->autorestart == AUTORESTART_TRUE ||
-		       (p->autorestart == AUTORESTART_UNEXPECTED && !out->expected);
+	               (p->autorestart == AUTORESTART_UNEXPECTED && !out->expected);
 	if (!restart) {
 		go(m, out, WORKER_EXITED, 0);
 		snprintf(out->reason, sizeof(out->reason), "%s, %s; not restarted", status,
-			 out->expected ? "expected" : "unexpected");
+		         out->expected ? "expected" : "unexpected");
 		return;
 	}
 	int recent = record_death(m, p, in->now);
 	if (p->fatal_after_count > 0 && recent >= p->fatal_after_count) {
 		go(m, out, WORKER_FATAL, 0);
-		snprintf(out->reason, sizeof(out->reason), "%s; exited %d times within %gs",
-			 status, recent, p->fatal_after_window);
+		snprintf(out->reason, sizeof(out->reason), "%s; exited %d times within %gs", status,
+		         recent, p->fatal_after_window);
 		return;
 	}
 	/* the first exit in a window restarts at once (a crash after hours of
@@ -141,14 +140,15 @@ static void running_exit(struct fsm *m, const struct program_config *p, const st
 	go(m, out, WORKER_EXITED, 0);
 	arm(out, delay);
 	if (delay > 0)
-		snprintf(out->reason, sizeof(out->reason), "%s; restart in %gs (%d exits within %gs)",
-			 status, delay, recent, p->fatal_after_window);
+		snprintf(out->reason, sizeof(out->reason),
+		         "%s; restart in %gs (%d exits within %gs)", status, delay, recent,
+		         p->fatal_after_window);
 	else
 		snprintf(out->reason, sizeof(out->reason), "%s; restarting", status);
 }
 
 void fsm_step(struct fsm *m, const struct program_config *p, const struct fsm_input *in,
-	      struct fsm_output *out)
+              struct fsm_output *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->from = m->state;
@@ -194,7 +194,7 @@ void fsm_step(struct fsm *m, const struct program_config *p, const struct fsm_in
 			if (in->permanent) {
 				go(m, out, WORKER_FATAL, 0);
 				snprintf(out->reason, sizeof(out->reason), "%s",
-					 in->why ? in->why : "cannot start");
+				         in->why ? in->why : "cannot start");
 			} else {
 				start_failed(m, p, out, in->why ? in->why : "cannot start");
 			}
@@ -246,7 +246,8 @@ void fsm_step(struct fsm *m, const struct program_config *p, const struct fsm_in
 		else if (in->event == FSM_TIMER) {
 			out->actions |= FSM_ACT_SIGNAL_KILL;
 			snprintf(out->reason, sizeof(out->reason),
-				 "still running %gs after the stop signal: SIGKILL", p->stopwaitsecs);
+			         "still running %gs after the stop signal: SIGKILL",
+			         p->stopwaitsecs);
 		} else
 			out->rejected = true;
 		break;

@@ -158,7 +158,7 @@ void supervisor_collect(struct supervisor *sup)
 		if (g->removing && g->nworkers == 0) {
 			group_free(g);
 			memmove(&sup->groups[i], &sup->groups[i + 1],
-				(sup->ngroups - i - 1) * sizeof(*sup->groups));
+			        (sup->ngroups - i - 1) * sizeof(*sup->groups));
 			sup->ngroups--;
 			continue;
 		}

@@ -64,12 +64,12 @@ static void update_worker(struct supervisor *sup, struct worker *w, double now)
 	const struct proc_sample *p = &s->table.procs[idx];
 	struct tree_sum sum;
 	proc_tree_sum(&s->table, idx, &sum);
-	m->cpu_self = cpu_track_update(&m->self, p->pid, p->began, p->ticks, now, s->hertz,
-				       s->ncpu);
+	m->cpu_self =
+	    cpu_track_update(&m->self, p->pid, p->began, p->ticks, now, s->hertz, s->ncpu);
 	bool same = m->tree.valid && m->tree.pid == p->pid && m->tree.began == p->began;
 	double prev_tree = m->cpu;
-	double tree = cpu_track_update(&m->tree, p->pid, p->began, sum.ticks_c, now, s->hertz,
-				       s->ncpu);
+	double tree =
+	    cpu_track_update(&m->tree, p->pid, p->began, sum.ticks_c, now, s->hertz, s->ncpu);
 	/* a member leaving the tree unwaited lowers the sum: keep the last
 	 * figure for that tick rather than show none */
 	m->cpu = tree < 0 && same && m->valid ? prev_tree : tree;
@@ -83,7 +83,7 @@ static void update_worker(struct supervisor *sup, struct worker *w, double now)
 }
 
 static void restart_for_limit(struct supervisor *sup, struct worker *w, const char *what,
-			      double value, double limit)
+                              double value, double limit)
 {
 	struct event e;
 	event_init(&e, EVENT_WARN, "limit");

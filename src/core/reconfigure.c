@@ -24,7 +24,7 @@ static void respec_group(struct supervisor *sup, struct group *g, json_t *errors
 		char err[256];
 		struct worker_spec *spec = calloc(1, sizeof(*spec));
 		if (!spec || program_expand(&sup->cfg, g->prog, g->prog->numprocs_start + w->index,
-					    spec, err, sizeof(err)) < 0) {
+		                            spec, err, sizeof(err)) < 0) {
 			json_array_append_new(errors, json_string(spec ? err : "out of memory"));
 			free(spec);
 			continue;
@@ -63,7 +63,7 @@ static void apply_item(struct supervisor *sup, const struct reload_item *it, jso
 			json_array_append_new(errors, json_string(err));
 		struct group *ng = group_new(sup, it->new_prog);
 		struct group **groups =
-			ng ? realloc(sup->groups, (sup->ngroups + 1) * sizeof(*groups)) : NULL;
+		    ng ? realloc(sup->groups, (sup->ngroups + 1) * sizeof(*groups)) : NULL;
 		if (!groups) {
 			if (ng)
 				group_free(ng);
@@ -93,8 +93,8 @@ json_t *supervisor_reload(struct supervisor *sup)
 			json_array_append_new(list, json_string(errors.items[i]));
 		char msg[600];
 		snprintf(msg, sizeof(msg), "reload refused, nothing changed: %s%s",
-			 errors.count ? errors.items[0] : "cannot load the config",
-			 errors.count > 1 ? " (and more)" : "");
+		         errors.count ? errors.items[0] : "cannot load the config",
+		         errors.count > 1 ? " (and more)" : "");
 		event_init(&e, EVENT_ERROR, "reload");
 		event_str(&e, "error", msg);
 		supervisor_emit(sup, &e);
@@ -114,8 +114,8 @@ json_t *supervisor_reload(struct supervisor *sup)
 	}
 
 	/* the old config stays alive while removed groups still stop */
-	struct config **retired = realloc(sup->retired_cfgs,
-					  (sup->nretired + 1) * sizeof(*retired));
+	struct config **retired =
+	    realloc(sup->retired_cfgs, (sup->nretired + 1) * sizeof(*retired));
 	if (!retired)
 		abort();
 	sup->retired_cfgs = retired;
@@ -145,10 +145,11 @@ json_t *supervisor_reload(struct supervisor *sup)
 		json_array_append_new(lists[it->action], json_string(it->name));
 	}
 	char msg[256];
-	snprintf(msg, sizeof(msg), "reloaded: %zu added, %zu removed, %zu changed, %zu scaled, %zu unchanged",
-		 json_array_size(lists[RELOAD_ADDED]), json_array_size(lists[RELOAD_REMOVED]),
-		 json_array_size(lists[RELOAD_CHANGED]), json_array_size(lists[RELOAD_SCALED]),
-		 json_array_size(lists[RELOAD_UNCHANGED]));
+	snprintf(msg, sizeof(msg),
+	         "reloaded: %zu added, %zu removed, %zu changed, %zu scaled, %zu unchanged",
+	         json_array_size(lists[RELOAD_ADDED]), json_array_size(lists[RELOAD_REMOVED]),
+	         json_array_size(lists[RELOAD_CHANGED]), json_array_size(lists[RELOAD_SCALED]),
+	         json_array_size(lists[RELOAD_UNCHANGED]));
 	json_object_set_new(reply, "message", json_string(msg));
 	json_object_set_new(reply, "errors", errs);
 	reload_plan_free(&plan);

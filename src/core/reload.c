@@ -4,9 +4,8 @@
 #include <stdlib.h>
 
 static const char *const action_names[] = {
-	[RELOAD_UNCHANGED] = "unchanged", [RELOAD_SCALED] = "scaled",
-	[RELOAD_CHANGED] = "changed",     [RELOAD_ADDED] = "added",
-	[RELOAD_REMOVED] = "removed",
+    [RELOAD_UNCHANGED] = "unchanged", [RELOAD_SCALED] = "scaled",   [RELOAD_CHANGED] = "changed",
+    [RELOAD_ADDED] = "added",         [RELOAD_REMOVED] = "removed",
 };
 
 const char *reload_action_name(enum reload_action a)
@@ -15,7 +14,7 @@ const char *reload_action_name(enum reload_action a)
 }
 
 int reload_plan_make(const struct config *old_cfg, const struct config *new_cfg,
-		     struct reload_plan *plan)
+                     struct reload_plan *plan)
 {
 	plan->count = 0;
 	plan->items = calloc(old_cfg->nprograms + new_cfg->nprograms + 1, sizeof(*plan->items));

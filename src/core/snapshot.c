@@ -85,8 +85,8 @@ void snapshot_build(struct supervisor *sup, struct snapshot *out)
 				sw->procs = m->procs;
 				sw->start_time = m->start_time;
 				if (sup->sampler.mem_total)
-					sw->mem_pct = (double)m->rss * 100.0 /
-						      (double)sup->sampler.mem_total;
+					sw->mem_pct =
+					    (double)m->rss * 100.0 / (double)sup->sampler.mem_total;
 				sg->rss += m->rss;
 				if (m->cpu > 0)
 					sg->cpu += m->cpu;
@@ -145,7 +145,7 @@ static json_t *worker_json(const struct snapshot_worker *w)
 		json_object_set_new(o, "kstate", json_string(ks));
 		json_object_set_new(o, "cpu", w->cpu >= 0 ? json_real(w->cpu) : json_null());
 		json_object_set_new(o, "cpu_self",
-				    w->cpu_self >= 0 ? json_real(w->cpu_self) : json_null());
+		                    w->cpu_self >= 0 ? json_real(w->cpu_self) : json_null());
 		json_object_set_new(o, "rss", json_integer((json_int_t)w->rss));
 		json_object_set_new(o, "rss_self", json_integer((json_int_t)w->rss_self));
 		json_object_set_new(o, "mem_pct", json_real(w->mem_pct));
@@ -153,8 +153,8 @@ static json_t *worker_json(const struct snapshot_worker *w)
 		json_object_set_new(o, "procs", json_integer(w->procs));
 		json_object_set_new(o, "start_time", json_real(w->start_time));
 	} else {
-		const char *keys[] = {"kstate", "cpu", "cpu_self", "rss", "rss_self",
-				      "mem_pct", "threads", "procs", "start_time"};
+		const char *keys[] = {"kstate",  "cpu",     "cpu_self", "rss",       "rss_self",
+		                      "mem_pct", "threads", "procs",    "start_time"};
 		for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
 			json_object_set_new(o, keys[k], json_null());
 	}
@@ -174,11 +174,11 @@ json_t *snapshot_to_json(const struct snapshot *snap)
 	json_object_set_new(root, "shutting_down", json_boolean(snap->shutting_down));
 	const struct snapshot_system *sys = &snap->system;
 	if (sys->has_metrics)
-		json_object_set_new(root, "system",
-				    json_pack("{s:[f,f,f], s:f, s:I, s:I, s:i}", "load", sys->load[0],
-					      sys->load[1], sys->load[2], "cpu", sys->cpu,
-					      "mem_used", (json_int_t)sys->mem_used, "mem_total",
-					      (json_int_t)sys->mem_total, "ncpu", sys->ncpu));
+		json_object_set_new(
+		    root, "system",
+		    json_pack("{s:[f,f,f], s:f, s:I, s:I, s:i}", "load", sys->load[0], sys->load[1],
+		              sys->load[2], "cpu", sys->cpu, "mem_used", (json_int_t)sys->mem_used,
+		              "mem_total", (json_int_t)sys->mem_total, "ncpu", sys->ncpu));
 	else
 		json_object_set_new(root, "system", json_null());
 	if (sys->has_metrics && sys->cpu < 0) /* no figure before two reads */
@@ -193,19 +193,20 @@ json_t *snapshot_to_json(const struct snapshot *snap)
 		for (int s = 0; s < WORKER__COUNT; s++)
 			if (g->counts[s])
 				json_object_set_new(counts, fsm_state_name((enum worker_state)s),
-						    json_integer(g->counts[s]));
+				                    json_integer(g->counts[s]));
 		json_object_set_new(o, "states", counts);
 		json_object_set_new(o, "cpu", json_real(g->cpu));
 		json_object_set_new(o, "rss", json_integer((json_int_t)g->rss));
-		json_object_set_new(o, "busiest", g->busiest ? json_string(g->busiest) : json_null());
+		json_object_set_new(o, "busiest",
+		                    g->busiest ? json_string(g->busiest) : json_null());
 		if (g->has_queue)
 			json_object_set_new(
-				o, "queue",
-				json_pack("{s:I, s:I, s:I, s:I, s:I, s:f, s:f}", "pending",
-					  (json_int_t)g->pending, "running", (json_int_t)g->running,
-					  "done", (json_int_t)g->done, "failed",
-					  (json_int_t)g->failed, "dead", (json_int_t)g->dead, "rate",
-					  g->rate, "latency", g->latency));
+			    o, "queue",
+			    json_pack("{s:I, s:I, s:I, s:I, s:I, s:f, s:f}", "pending",
+			              (json_int_t)g->pending, "running", (json_int_t)g->running,
+			              "done", (json_int_t)g->done, "failed", (json_int_t)g->failed,
+			              "dead", (json_int_t)g->dead, "rate", g->rate, "latency",
+			              g->latency));
 		else
 			json_object_set_new(o, "queue", json_null());
 		json_array_append_new(groups, o);

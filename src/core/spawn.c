@@ -21,7 +21,7 @@
 extern char **environ;
 
 #define CHILD_STACK_SIZE (64 * 1024)
-#define MAX_GROUPS 256
+#define MAX_GROUPS       256
 
 enum child_stage { STAGE_CHDIR = 1, STAGE_USER, STAGE_PDEATHSIG, STAGE_DUP, STAGE_EXEC };
 
@@ -79,7 +79,8 @@ __attribute__((no_sanitize_address)) static int child_main(void *arg)
 		unsigned long mask;
 	} dfl = {SIG_DFL, 0, NULL, 0};
 	for (int sig = 1; sig < NSIG; sig++)
-		syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(dfl.mask)); /* KILL, STOP: EINVAL */
+		syscall(SYS_rt_sigaction, sig, &dfl, NULL,
+		        sizeof(dfl.mask)); /* KILL, STOP: EINVAL */
 
 	setsid();
 	if (a->has_umask)
@@ -130,7 +131,7 @@ static bool permanent_errno(int err)
 }
 
 static int fail(struct spawn_result *res, int err, bool permanent, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 static int fail(struct spawn_result *res, int err, bool permanent, const char *fmt, ...)
 {
@@ -164,7 +165,7 @@ static bool is_executable_file(const char *path)
 /* Find argv[0] the way execvp would, but in drover, before the fork, so a
  * missing command is a clear reason instead of an exit code. */
 static int resolve_path(const struct spawn_request *req, char *out, size_t outlen,
-			struct spawn_result *res)
+                        struct spawn_result *res)
 {
 	const char *name = req->argv[0];
 	if (strchr(name, '/')) {
@@ -189,7 +190,7 @@ static int resolve_path(const struct spawn_request *req, char *out, size_t outle
 	}
 	if (denied)
 		return fail(res, EACCES, true, "cannot exec '%s': found on PATH but not executable",
-			    name);
+		            name);
 	return fail(res, ENOENT, true, "cannot exec '%s': command not found on PATH", name);
 }
 
@@ -206,7 +207,7 @@ static int resolve_user(const char *user, struct child_args *a, struct spawn_res
 		return fail(res, ENOENT, true, "cannot switch to user '%s': no such user", user);
 	if (geteuid() != 0 && pw->pw_uid != geteuid())
 		return fail(res, EPERM, true,
-			    "cannot switch to user '%s': drover is not running as root", user);
+		            "cannot switch to user '%s': drover is not running as root", user);
 	a->switch_user = geteuid() == 0;
 	a->uid = pw->pw_uid;
 	a->gid = pw->pw_gid;
@@ -255,7 +256,7 @@ static void *child_stack(void)
 	static void *stack;
 	if (!stack) {
 		stack = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE,
-			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+		             MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
 		if (stack == MAP_FAILED)
 			stack = NULL;
 	}
@@ -325,7 +326,7 @@ int spawn_process(const struct spawn_request *req, struct spawn_result *res)
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, &old);
 	pid_t pid = clone(child_main, (char *)stack + CHILD_STACK_SIZE,
-			  CLONE_VM | CLONE_VFORK | SIGCHLD, a);
+	                  CLONE_VM | CLONE_VFORK | SIGCHLD, a);
 	int clone_err = errno;
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	close(errpipe[1]);
@@ -343,9 +344,9 @@ int spawn_process(const struct spawn_request *req, struct spawn_result *res)
 	close(errpipe[0]);
 	if (n == (ssize_t)sizeof(ce)) {
 		waitpid(pid, NULL, 0); /* a child that never ran: not the reaper's business */
-		const char *what = ce.stage == STAGE_CHDIR ? req->directory
-				   : ce.stage == STAGE_USER ? req->user
-							    : path;
+		const char *what = ce.stage == STAGE_CHDIR  ? req->directory
+		                   : ce.stage == STAGE_USER ? req->user
+		                                            : path;
 		fail(res, ce.err, permanent_errno(ce.err), "%s '%s': %s", stage_verb(ce.stage),
 		     what, strerror(ce.err));
 		free(a);

@@ -232,7 +232,8 @@ static void before_sleep(struct loop *loop, void *arg)
 	if (sup->shutting_down) {
 		shutdown_progress(sup);
 		/* orphans are not ours to wait for: look again shortly */
-		if (!sup->loop.stop && sup->shutdown_deadline > 0 && !loop_timer_armed(&shutdown_poll))
+		if (!sup->loop.stop && sup->shutdown_deadline > 0 &&
+		    !loop_timer_armed(&shutdown_poll))
 			loop_timer_arm(loop, &shutdown_poll, loop_now() + LOOP_NS_PER_SEC / 50);
 	}
 	flush_stdout(sup);
@@ -340,7 +341,7 @@ static int take_lock(struct supervisor *sup, FILE *err)
 		pid[n > 0 ? n : 0] = '\0';
 		pid[strcspn(pid, "\n")] = '\0';
 		fprintf(err, "drover: another drover (pid %s) is running on %s\n",
-			pid[0] ? pid : "?", sup->cfg.state_dir);
+		        pid[0] ? pid : "?", sup->cfg.state_dir);
 		close(sup->lockfd);
 		sup->lockfd = -1;
 		return -1;
@@ -437,7 +438,7 @@ static int start_up(struct supervisor *sup, const struct supervisor_options *opt
 		for (size_t i = 0; i < errors.count; i++)
 			fprintf(stderr, "%s\n", errors.items[i]);
 		fprintf(stderr, "drover: %s: %zu error%s, not started\n", opts->config_path,
-			errors.count, errors.count == 1 ? "" : "s");
+		        errors.count, errors.count == 1 ? "" : "s");
 		conf_msgs_free(&warnings);
 		conf_msgs_free(&errors);
 		return -1;
@@ -448,7 +449,7 @@ static int start_up(struct supervisor *sup, const struct supervisor_options *opt
 	umask(cfg->umask);
 	if (cfg->directory && chdir(cfg->directory) < 0) {
 		fprintf(stderr, "drover: [supervisord] directory = %s: %s\n", cfg->directory,
-			strerror(errno));
+		        strerror(errno));
 		conf_msgs_free(&warnings);
 		return -1;
 	}
@@ -468,11 +469,12 @@ static int start_up(struct supervisor *sup, const struct supervisor_options *opt
 	}
 
 	enum log_format fmt = opts->log_format_set ? opts->log_format : cfg->log_format;
-	sup->stdout_sink = (struct event_sink){.format = fmt, .write = stdout_sink_write, .arg = sup};
+	sup->stdout_sink =
+	    (struct event_sink){.format = fmt, .write = stdout_sink_write, .arg = sup};
 	if (opts->map) { /* stdout is for results */
 		sup->stderr_sink = (struct event_sink){.format = LOG_FORMAT_LOGFMT,
-						       .min_level = EVENT_WARN,
-						       .write = stderr_sink_write};
+		                                       .min_level = EVENT_WARN,
+		                                       .write = stderr_sink_write};
 		event_bus_add(&sup->bus, &sup->stderr_sink);
 	} else if (!opts->console) { /* the console owns the terminal */
 		event_bus_add(&sup->bus, &sup->stdout_sink);
@@ -480,11 +482,11 @@ static int start_up(struct supervisor *sup, const struct supervisor_options *opt
 	if (cfg->logfile) {
 		if (logfile_open(&sup->event_log, cfg->logfile, 50 * 1024 * 1024, 10) == 0) {
 			sup->file_sink = (struct event_sink){
-				.format = fmt, .write = file_sink_write, .arg = sup};
+			    .format = fmt, .write = file_sink_write, .arg = sup};
 			event_bus_add(&sup->bus, &sup->file_sink);
 		} else {
 			fprintf(stderr, "drover: [supervisord] logfile = %s: %s\n", cfg->logfile,
-				strerror(errno));
+			        strerror(errno));
 		}
 	}
 	if (cfg->pidfile)

@@ -17,7 +17,7 @@ static void stream_readable(struct loop *loop, struct loop_watch *watch, uint32_
 static void stream_line(struct worker *w, struct worker_stream *s);
 
 static int open_stream_log(struct worker_stream *s, const char *path,
-			   const struct logfile_config *lc)
+                           const struct logfile_config *lc)
 {
 	s->log.fd = -1;
 	if (!path)
@@ -102,7 +102,7 @@ static void timer_fired(struct loop *loop, struct loop_timer *t)
 }
 
 struct worker *worker_new(struct supervisor *sup, struct group *g, int index, char *err,
-			  size_t errlen)
+                          size_t errlen)
 {
 	struct worker *w = calloc(1, sizeof(*w));
 	if (!w) {
@@ -344,21 +344,20 @@ static bool do_spawn(struct worker *w, struct spawn_result *res)
 			close(out_child);
 		if (in_child >= 0)
 			close(in_child);
-		snprintf(res->why, sizeof(res->why), "cannot make output pipes: %s",
-			 strerror(-rc));
+		snprintf(res->why, sizeof(res->why), "cannot make output pipes: %s", strerror(-rc));
 		res->permanent = false;
 		return false;
 	}
 	struct spawn_request req = {
-		.argv = w->spec.argv,
-		.env_add = w->spec.env_add,
-		.directory = w->spec.directory,
-		.user = w->spec.user,
-		.has_umask = p->has_umask,
-		.umask = p->umask,
-		.stdin_fd = in_child >= 0 ? in_child : w->sup->devnull,
-		.stdout_fd = out_child,
-		.stderr_fd = p->redirect_stderr ? out_child : err_child,
+	    .argv = w->spec.argv,
+	    .env_add = w->spec.env_add,
+	    .directory = w->spec.directory,
+	    .user = w->spec.user,
+	    .has_umask = p->has_umask,
+	    .umask = p->umask,
+	    .stdin_fd = in_child >= 0 ? in_child : w->sup->devnull,
+	    .stdout_fd = out_child,
+	    .stderr_fd = p->redirect_stderr ? out_child : err_child,
 	};
 	rc = spawn_process(&req, res);
 	close(out_child);
@@ -476,7 +475,7 @@ void worker_reaped(struct worker *w, int wait_status)
 	struct event e;
 	fsm_describe_status(wait_status, status, sizeof(status));
 	bool expected = (wait_status & 0x7f) == 0 &&
-			program_exitcode_expected(w->group->prog, (wait_status >> 8) & 0xff);
+	                program_exitcode_expected(w->group->prog, (wait_status >> 8) & 0xff);
 	/* an exit drover asked for (a stop) is news, not a warning */
 	bool asked = w->fsm.state == WORKER_STOPPING;
 	event_init(&e, expected || asked ? EVENT_INFO : EVENT_WARN, "exit");
@@ -487,8 +486,8 @@ void worker_reaped(struct worker *w, int wait_status)
 	event_num(&e, "uptime", supervisor_now() - w->started_at);
 	supervisor_emit(sup, &e);
 
-	struct fsm_input in = {.event = FSM_EXIT, .now = supervisor_now(),
-			       .wait_status = wait_status};
+	struct fsm_input in = {
+	    .event = FSM_EXIT, .now = supervisor_now(), .wait_status = wait_status};
 	feed(w, &in);
 }
 

@@ -238,7 +238,7 @@ size_t event_format(const struct event *e, enum log_format fmt, char *buf, size_
 }
 
 size_t event_format_need(const struct event *e, enum log_format fmt, char *buf, size_t len,
-			 size_t *need)
+                         size_t *need)
 {
 	struct out o = {.buf = buf, .len = 0, .cap = len};
 	if (len < 2)

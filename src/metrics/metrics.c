@@ -5,7 +5,7 @@
 #include <stdlib.h>
 
 double cpu_track_update(struct cpu_track *t, pid_t pid, unsigned long long began,
-			unsigned long long ticks, double now, long hertz, int ncpu)
+                        unsigned long long ticks, double now, long hertz, int ncpu)
 {
 	double cpu = -1;
 	bool same = t->valid && t->pid == pid && t->began == began && ticks >= t->ticks;

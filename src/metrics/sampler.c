@@ -15,8 +15,8 @@
 /* Items served by /proc/PID/stat alone (see shared/LIBPROC2.md), and an enum
  * parallel to them: stacks hold results in item order. */
 static enum pids_item items[] = {
-	PIDS_ID_PID, PIDS_ID_PPID,    PIDS_STATE, PIDS_TICS_ALL,
-	PIDS_TICS_ALL_C, PIDS_TICS_BEGAN, PIDS_RSS, PIDS_NLWP,
+    PIDS_ID_PID,     PIDS_ID_PPID,    PIDS_STATE, PIDS_TICS_ALL,
+    PIDS_TICS_ALL_C, PIDS_TICS_BEGAN, PIDS_RSS,   PIDS_NLWP,
 };
 enum rel_item { I_PID, I_PPID, I_STATE, I_TICS, I_TICS_C, I_BEGAN, I_RSS, I_NLWP, I__COUNT };
 _Static_assert(sizeof(items) / sizeof(items[0]) == I__COUNT, "items and rel_item differ");
@@ -121,7 +121,8 @@ int sampler_read(struct sampler *s, double now, char *err, size_t errlen)
 		p->ticks = r[I_TICS].result.ull_int;
 		p->ticks_c = r[I_TICS_C].result.ull_int;
 		p->began = r[I_BEGAN].result.ull_int;
-		p->rss = (unsigned long long)r[I_RSS].result.ul_int * (unsigned long long)s->page_size;
+		p->rss =
+		    (unsigned long long)r[I_RSS].result.ul_int * (unsigned long long)s->page_size;
 		p->threads = r[I_NLWP].result.s_int;
 	}
 	s->table.count = count;

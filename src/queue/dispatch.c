@@ -14,10 +14,10 @@
 #include "drover/queue.h"
 #include "drover/supervisor.h"
 
-#define TAKE_BATCH 256          /* tasks per store_take call at most */
-#define EMPTY_RECHECK 0.25      /* seconds before asking an empty queue again */
-#define STALL_WARNING 10.0      /* seconds without a result before saying so */
-#define PIPE_SIZE (1 << 20)
+#define TAKE_BATCH    256  /* tasks per store_take call at most */
+#define EMPTY_RECHECK 0.25 /* seconds before asking an empty queue again */
+#define STALL_WARNING 10.0 /* seconds without a result before saying so */
+#define PIPE_SIZE     (1 << 20)
 
 struct pending_reply {
 	queue_reply_fn fn;
@@ -36,8 +36,8 @@ struct waiter {
 struct queue_state {
 	bool in_batch;
 	bool failed_batch;
-	struct pending_reply *acks;  /* submits waiting for the commit */
-	struct waiter *waiters;      /* `wait` requests waiting for a drained queue */
+	struct pending_reply *acks; /* submits waiting for the commit */
+	struct waiter *waiters;     /* `wait` requests waiting for a drained queue */
 	struct loop_timer tick;
 	struct loop_timer kick; /* an immediate turn for work left over */
 };
@@ -132,7 +132,7 @@ static void results_append(struct group_queue *q, const char *s, size_t n)
 /* {"id":N,"task":T,"result":R} or {"id":N,"task":T,"error":E}: lines pools
  * give strings, json pools their JSON as it was. */
 static void results_line(struct group *g, int64_t id, const char *task, size_t tlen,
-			 const char *result, size_t rlen, const char *error)
+                         const char *result, size_t rlen, const char *error)
 {
 	struct group_queue *q = g->queue;
 	if (!q || q->results_fd < 0)
@@ -228,8 +228,8 @@ static void results_reconcile(struct supervisor *sup, struct group *g)
 				after = t->id;
 				if (!nids || !bsearch(&t->id, ids, nids, sizeof(*ids), cmp_id))
 					results_line(g, t->id, t->payload, t->len, t->result,
-						     t->result ? strlen(t->result) : 0,
-						     s ? (t->error ? t->error : "dead") : NULL);
+					             t->result ? strlen(t->result) : 0,
+					             s ? (t->error ? t->error : "dead") : NULL);
 				task_free(t);
 			}
 			results_flush(q);
@@ -250,7 +250,8 @@ void queue_group_init(struct supervisor *sup, struct group *g)
 	q->results_fd = -1;
 	g->queue = q;
 	if (g->prog->results) {
-		q->results_fd = open(g->prog->results, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		q->results_fd =
+		    open(g->prog->results, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 		if (q->results_fd < 0) {
 			struct event e;
 			event_init(&e, EVENT_ERROR, "results");
@@ -427,7 +428,8 @@ static void count_done(struct group *g, double latency)
 	long long sec = (long long)clock_now.mono;
 	if (sec != q->rate_second) {
 		/* clear the slots of the seconds that passed without results */
-		for (long long s = q->rate_second + 1; s <= sec && s <= q->rate_second + QUEUE_RATE_SLOTS; s++) {
+		for (long long s = q->rate_second + 1;
+		     s <= sec && s <= q->rate_second + QUEUE_RATE_SLOTS; s++) {
 			q->done_per_sec[s % QUEUE_RATE_SLOTS] = 0;
 			q->latency_per_sec[s % QUEUE_RATE_SLOTS] = 0;
 		}
@@ -446,7 +448,7 @@ static void fail_task(struct worker *w, struct inflight *in, const char *why)
 	batch(sup);
 	clock_refresh();
 	int rc = store_fail(sup->store, in->id, in->lease, why, max,
-			    clock_now.wall + retry_delay(in->attempts), clock_now.wall);
+	                    clock_now.wall + retry_delay(in->attempts), clock_now.wall);
 	if (rc < 0)
 		store_trouble(sup, "cannot record a failed task");
 	if (rc == 1) {
@@ -522,7 +524,7 @@ static void on_result_line(void *arg, const char *line, size_t len, bool overflo
 		i++;
 	if (i == l->count) {
 		snprintf(err, sizeof(err), "an answer for task %" PRId64 ", which it does not hold",
-			 a.id);
+		         a.id);
 		protocol_error(w, err);
 	} else {
 		struct inflight in = inflight_remove(l, i);
@@ -632,8 +634,8 @@ static void dispatch_group(struct supervisor *sup, struct group *g, double now)
 	}
 	for (;;) {
 		int pick = inflight && capable
-				   ? policy_pick_worker(inflight, capable, n_workers, g->prog->prefetch)
-				   : -1;
+		               ? policy_pick_worker(inflight, capable, n_workers, g->prog->prefetch)
+		               : -1;
 		if (pick < 0)
 			break;
 		struct worker *best = g->workers[pick];
@@ -658,11 +660,14 @@ static void dispatch_group(struct supervisor *sup, struct group *g, double now)
 		}
 		for (int i = 0; i < n; i++) {
 			struct task *t = &got[i];
-			struct inflight in = {.id = t->id, .lease = t->lease, .sent = now,
-					      .attempts = t->attempts, .payload = t->payload,
-					      .len = t->len};
-			if (frame_task(g->prog->tasks, t->id, t->payload, t->len, &l->out, &l->outlen,
-				       &l->outcap) < 0 ||
+			struct inflight in = {.id = t->id,
+			                      .lease = t->lease,
+			                      .sent = now,
+			                      .attempts = t->attempts,
+			                      .payload = t->payload,
+			                      .len = t->len};
+			if (frame_task(g->prog->tasks, t->id, t->payload, t->len, &l->out,
+			               &l->outlen, &l->outcap) < 0 ||
 			    inflight_push(l, &in) < 0) {
 				/* cannot hold it: give it back untouched */
 				store_requeue(sup->store, t->id, t->lease, true);
@@ -704,11 +709,13 @@ static void check_workers(struct supervisor *sup, struct group *g, double now)
 			l->progress = now;
 			continue;
 		}
-		if (timeout <= 0 && l->count && now - l->progress > STALL_WARNING && !l->stall_warned) {
+		if (timeout <= 0 && l->count && now - l->progress > STALL_WARNING &&
+		    !l->stall_warned) {
 			/* no task_timeout to act on it: at least say what is wrong */
 			l->stall_warned = true;
-			protocol_error(w, "no result for 10s with tasks in flight: does the worker "
-					  "flush each result (and read its input without buffering)?");
+			protocol_error(w,
+			               "no result for 10s with tasks in flight: does the worker "
+			               "flush each result (and read its input without buffering)?");
 		}
 		if (timeout > 0 && l->count && now - l->progress > timeout &&
 		    w->fsm.state == WORKER_RUNNING) {
@@ -748,9 +755,9 @@ static void release_waiters(struct supervisor *sup)
 			reply = fail_reply("group '%s' went away", wt->group);
 		else
 			reply = json_pack("{s:b, s:s, s:I, s:I, s:I}", "ok", 1, "group", wt->group,
-					  "done", (json_int_t)g->queue->counts.n[TASK_DONE], "dead",
-					  (json_int_t)g->queue->counts.n[TASK_DEAD], "cancelled",
-					  (json_int_t)g->queue->counts.n[TASK_CANCELLED]);
+			                  "done", (json_int_t)g->queue->counts.n[TASK_DONE], "dead",
+			                  (json_int_t)g->queue->counts.n[TASK_DEAD], "cancelled",
+			                  (json_int_t)g->queue->counts.n[TASK_CANCELLED]);
 		wt->fn(wt->arg, reply);
 		free(wt->group);
 		free(wt);
@@ -815,7 +822,8 @@ void queue_turn(struct supervisor *sup)
 		acks = r->next;
 		if (!ok) {
 			json_decref(r->reply);
-			r->reply = fail_reply("the store could not commit: %s", store_error(sup->store));
+			r->reply =
+			    fail_reply("the store could not commit: %s", store_error(sup->store));
 		}
 		if (r->fn)
 			r->fn(r->arg, r->reply);
@@ -880,7 +888,8 @@ int queue_open(struct supervisor *sup, bool force, char *err, size_t errlen)
 		struct event e;
 		event_init(&e, EVENT_WARN, "recover");
 		event_int(&e, "tasks", recovered);
-		event_str(&e, "message", "tasks that were running when drover stopped are pending again");
+		event_str(&e, "message",
+		          "tasks that were running when drover stopped are pending again");
 		supervisor_emit(sup, &e);
 	}
 	sup->queue = calloc(1, sizeof(*sup->queue));
@@ -922,7 +931,7 @@ void queue_close(struct supervisor *sup)
 }
 
 int queue_push(struct supervisor *sup, struct group *g, const char *text, size_t len, char *err,
-	       size_t errlen)
+               size_t errlen)
 {
 	if (frame_check_task(g->prog->tasks, text, len, err, errlen) < 0)
 		return -1;
@@ -957,8 +966,8 @@ static struct group *task_group_or_error(struct supervisor *sup, const char *nam
 	return g && g->queue ? g : NULL;
 }
 
-json_t *queue_submit(struct supervisor *sup, const char *group, json_t *tasks,
-		     queue_reply_fn done, void *arg)
+json_t *queue_submit(struct supervisor *sup, const char *group, json_t *tasks, queue_reply_fn done,
+                     void *arg)
 {
 	json_t *err = NULL;
 	struct group *g = task_group_or_error(sup, group, &err);
@@ -974,7 +983,8 @@ json_t *queue_submit(struct supervisor *sup, const char *group, json_t *tasks,
 	{
 		if (!json_is_string(v) && g->prog->tasks == TASKS_LINES)
 			return fail_reply("submit: task %zu is not a string", i);
-		char *text = json_is_string(v) ? NULL : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+		char *text =
+		    json_is_string(v) ? NULL : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 		const char *s = text ? text : json_string_value(v);
 		size_t len = text ? strlen(text) : json_string_length(v);
 		int bad = frame_check_task(g->prog->tasks, s, len, msg, sizeof(msg));
@@ -986,7 +996,8 @@ json_t *queue_submit(struct supervisor *sup, const char *group, json_t *tasks,
 	json_t *ids = json_array();
 	json_array_foreach(tasks, i, v)
 	{
-		char *text = json_is_string(v) ? NULL : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+		char *text =
+		    json_is_string(v) ? NULL : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 		const char *s = text ? text : json_string_value(v);
 		size_t len = text ? strlen(text) : json_string_length(v);
 		int64_t id;
@@ -1001,7 +1012,7 @@ json_t *queue_submit(struct supervisor *sup, const char *group, json_t *tasks,
 	}
 	g->queue->next_take = 0;
 	json_t *reply = json_pack("{s:b, s:s, s:I, s:o}", "ok", 1, "group", g->name, "count",
-				  (json_int_t)n, "ids", ids);
+	                          (json_int_t)n, "ids", ids);
 	struct pending_reply *r = malloc(sizeof(*r));
 	if (!r)
 		abort();
@@ -1043,9 +1054,10 @@ json_t *queue_tasks(struct supervisor *sup, const char *group, const char *state
 	if (state && *state) {
 		enum task_state s;
 		if (task_state_parse(state, &s) < 0)
-			return fail_reply("tasks: unknown state '%s' (pending, running, done, failed, "
-					  "dead, cancelled)",
-					  state);
+			return fail_reply(
+			    "tasks: unknown state '%s' (pending, running, done, failed, "
+			    "dead, cancelled)",
+			    state);
 		st = (int)s;
 	}
 	struct task *page = calloc(LIST_MAX, sizeof(*page));
@@ -1066,9 +1078,9 @@ json_t *queue_tasks(struct supervisor *sup, const char *group, const char *state
 	json_t *counts = json_object();
 	for (int s = 0; s < TASK__COUNT; s++)
 		json_object_set_new(counts, task_state_name((enum task_state)s),
-				    json_integer(g->queue->counts.n[s]));
+		                    json_integer(g->queue->counts.n[s]));
 	return json_pack("{s:b, s:s, s:o, s:o, s:b}", "ok", 1, "group", g->name, "counts", counts,
-			 "tasks", list, "truncated", n == LIST_MAX);
+	                 "tasks", list, "truncated", n == LIST_MAX);
 }
 
 static bool parse_id(const char *s, int64_t *id)
@@ -1118,12 +1130,12 @@ static json_t *operate(struct supervisor *sup, const char *target, bool cancel)
 	}
 	batch(sup);
 	int n = cancel ? store_cancel(sup->store, group, id, wall_now())
-		       : store_retry(sup->store, group, id);
+	               : store_retry(sup->store, group, id);
 	if (n < 0)
 		return fail_reply("%s: %s", verb, store_error(sup->store));
 	if (n == 0 && id)
 		return fail_reply("%s: task %" PRId64 " is not %s", verb, id,
-				  cancel ? "pending or failed" : "dead or cancelled");
+		                  cancel ? "pending or failed" : "dead or cancelled");
 	for (size_t i = 0; i < sup->ngroups; i++)
 		if (sup->groups[i]->queue && (!g || sup->groups[i] == g))
 			sup->groups[i]->queue->next_take = 0;

@@ -8,7 +8,7 @@
 #include <string.h>
 
 int frame_check_task(enum task_protocol proto, const char *payload, size_t len, char *err,
-		     size_t errlen)
+                     size_t errlen)
 {
 	if (proto == TASKS_LINES) {
 		if (memchr(payload, '\n', len)) {
@@ -24,8 +24,8 @@ int frame_check_task(enum task_protocol proto, const char *payload, size_t len, 
 	json_error_t jerr;
 	json_t *v = json_loadb(payload, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
 	if (!v) {
-		snprintf(err, errlen, "a task of a json pool must be JSON: %s (column %d)", jerr.text,
-			 jerr.column);
+		snprintf(err, errlen, "a task of a json pool must be JSON: %s (column %d)",
+		         jerr.text, jerr.column);
 		return -1;
 	}
 	json_decref(v);
@@ -51,8 +51,8 @@ static int reserve(char **buf, size_t *cap, size_t need)
 	return 0;
 }
 
-int frame_task(enum task_protocol proto, int64_t id, const char *payload, size_t len,
-	       char **buf, size_t *buflen, size_t *bufcap)
+int frame_task(enum task_protocol proto, int64_t id, const char *payload, size_t len, char **buf,
+               size_t *buflen, size_t *bufcap)
 {
 	char head[48];
 	int hlen = 0;
@@ -121,7 +121,7 @@ void line_reader_free(struct line_reader *lr)
 }
 
 int frame_parse_answer(const char *line, size_t len, struct json_answer *out, char *err,
-		       size_t errlen)
+                       size_t errlen)
 {
 	memset(out, 0, sizeof(*out));
 	json_error_t jerr;
@@ -150,15 +150,16 @@ int frame_parse_answer(const char *line, size_t len, struct json_answer *out, ch
 	} else if (!end) {
 		snprintf(err, errlen, "answer has no valid \"id\"");
 	} else if (!result == !error) {
-		snprintf(err, errlen, "answer %lld needs exactly one of \"result\" or \"error\"", n);
+		snprintf(err, errlen, "answer %lld needs exactly one of \"result\" or \"error\"",
+		         n);
 	} else {
 		out->id = n;
 		if (result)
 			out->result = json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY);
 		else
 			out->error = json_is_string(error)
-					     ? strdup(json_string_value(error))
-					     : json_dumps(error, JSON_COMPACT | JSON_ENCODE_ANY);
+			                 ? strdup(json_string_value(error))
+			                 : json_dumps(error, JSON_COMPACT | JSON_ENCODE_ANY);
 		rc = (out->result || out->error) ? 0 : -1;
 		if (rc < 0)
 			snprintf(err, errlen, "out of memory");

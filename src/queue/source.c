@@ -25,7 +25,7 @@ static bool durable(const struct supervisor *sup)
 }
 
 static void source_event(struct supervisor *sup, struct group *g, enum event_level level,
-			 const char *key, const char *value, long long count)
+                         const char *key, const char *value, long long count)
 {
 	struct event e;
 	event_init(&e, level, "source");
@@ -103,7 +103,6 @@ static void source_close(struct supervisor *sup, struct group_queue *q)
 	q->source_watch.fd = -1;
 }
 
-
 static void source_readable(struct loop *loop, struct loop_watch *w, uint32_t events)
 {
 	(void)loop;
@@ -111,8 +110,8 @@ static void source_readable(struct loop *loop, struct loop_watch *w, uint32_t ev
 	struct group_queue *q = w->arg;
 	struct group *g = q->group;
 	struct supervisor *sup = g->sup;
-	struct line_ctx ctx = {.sup = sup, .g = g, .line = q->source_line,
-			       .pushed = q->source_pushed};
+	struct line_ctx ctx = {
+	    .sup = sup, .g = g, .line = q->source_line, .pushed = q->source_pushed};
 	char buf[65536];
 	for (;;) {
 		ssize_t n = read(w->fd, buf, sizeof(buf));
@@ -144,11 +143,11 @@ static void from_command(struct supervisor *sup, struct group *g)
 	fcntl(fds[1], F_SETFL, 0);
 	char *argv[] = {"/bin/sh", "-c", g->prog->task_source + 1, NULL};
 	struct spawn_request req = {
-		.argv = argv,
-		.directory = g->prog->here,
-		.stdin_fd = sup->devnull,
-		.stdout_fd = fds[1],
-		.stderr_fd = STDERR_FILENO,
+	    .argv = argv,
+	    .directory = g->prog->here,
+	    .stdin_fd = sup->devnull,
+	    .stdout_fd = fds[1],
+	    .stderr_fd = STDERR_FILENO,
 	};
 	struct spawn_result res;
 	int rc = spawn_process(&req, &res);

@@ -40,9 +40,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static void sleep_forever(void)
@@ -205,10 +205,10 @@ int main(int argc, char **argv)
 			p[i] = 1;
 		sleep_forever();
 	} else if ((!strcmp(mode, "burnif") && a + 2 < argc) ||
-		   (!strcmp(mode, "burnfile") && a + 1 < argc)) {
+	           (!strcmp(mode, "burnfile") && a + 1 < argc)) {
 		struct stat st;
 		int hot = !strcmp(mode, "burnif") ? !strcmp(argv[a + 1], argv[a + 2])
-						   : stat(argv[a + 1], &st) == 0;
+		                                  : stat(argv[a + 1], &st) == 0;
 		if (!hot)
 			sleep_forever();
 		for (volatile unsigned long x = 0;; x++)

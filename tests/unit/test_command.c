@@ -40,8 +40,7 @@ static void test_parse_ok(void **state)
 	assert_int_equal(c.log_lines, 5);
 }
 
-static void expect_error(const char *name, const char *target, const char *arg,
-			 const char *message)
+static void expect_error(const char *name, const char *target, const char *arg, const char *message)
 {
 	struct command c;
 	char err[256];
@@ -56,7 +55,7 @@ static void test_parse_errors(void **state)
 	expect_error("scale", "squarer", "2000", "scale: N must be between 0 and 1024");
 	expect_error("scale", "squarer", "-0x", "scale: '-0x' is not a number (N, +N or -N)");
 	expect_error("scale", "squarer", NULL,
-		     "scale: an argument is required (usage: scale GROUP N|+N|-N)");
+	             "scale: an argument is required (usage: scale GROUP N|+N|-N)");
 	expect_error("start", NULL, NULL, "start: a target is required (usage: start TARGET)");
 	expect_error("reload", "x", NULL, "reload takes no target (usage: reload)");
 	expect_error("stop", "x", "y", "stop takes no argument (usage: stop TARGET)");
@@ -90,8 +89,8 @@ static void test_table_is_complete(void **state)
 }
 
 static const char *const base_ini = "[program:a]\ncommand=sleep 1\n"
-				    "[program:b]\ncommand=sleep 2\nnumprocs=2\n"
-				    "[program:c]\ncommand=sleep 3\n";
+                                    "[program:b]\ncommand=sleep 2\nnumprocs=2\n"
+                                    "[program:c]\ncommand=sleep 3\n";
 
 static void test_reload_plan(void **state)
 {
@@ -100,15 +99,15 @@ static void test_reload_plan(void **state)
 	assert_int_equal(config_load_string("/tmp/x.ini", base_ini, &old_cfg, NULL, NULL), 0);
 	/* a unchanged, b scaled, c changed, d added, (nothing removed yet) */
 	const char *next = "[program:a]\ncommand=sleep 1\n"
-			   "[program:b]\ncommand=sleep 2\nnumprocs=5\n"
-			   "[program:c]\ncommand=sleep 30\n"
-			   "[program:d]\ncommand=sleep 4\n";
+	                   "[program:b]\ncommand=sleep 2\nnumprocs=5\n"
+	                   "[program:c]\ncommand=sleep 30\n"
+	                   "[program:d]\ncommand=sleep 4\n";
 	assert_int_equal(config_load_string("/tmp/x.ini", next, &new_cfg, NULL, NULL), 0);
 	struct reload_plan plan;
 	assert_int_equal(reload_plan_make(&old_cfg, &new_cfg, &plan), 0);
 	assert_int_equal(plan.count, 4);
 	const char *expect[][2] = {
-		{"a", "unchanged"}, {"b", "scaled"}, {"c", "changed"}, {"d", "added"}};
+	    {"a", "unchanged"}, {"b", "scaled"}, {"c", "changed"}, {"d", "added"}};
 	for (size_t i = 0; i < 4; i++) {
 		assert_string_equal(plan.items[i].name, expect[i][0]);
 		assert_string_equal(reload_action_name(plan.items[i].action), expect[i][1]);
@@ -132,8 +131,8 @@ static void test_reload_numprocs_and_other_change_is_changed(void **state)
 	struct config old_cfg, new_cfg;
 	assert_int_equal(config_load_string("/tmp/x.ini", base_ini, &old_cfg, NULL, NULL), 0);
 	const char *next = "[program:a]\ncommand=sleep 1\n"
-			   "[program:b]\ncommand=sleep 2\nnumprocs=3\nstopwaitsecs=3\n"
-			   "[program:c]\ncommand=sleep 3\n";
+	                   "[program:b]\ncommand=sleep 2\nnumprocs=3\nstopwaitsecs=3\n"
+	                   "[program:c]\ncommand=sleep 3\n";
 	assert_int_equal(config_load_string("/tmp/x.ini", next, &new_cfg, NULL, NULL), 0);
 	struct reload_plan plan;
 	assert_int_equal(reload_plan_make(&old_cfg, &new_cfg, &plan), 0);
@@ -148,12 +147,12 @@ static void test_reload_numprocs_and_other_change_is_changed(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_ok),
-		cmocka_unit_test(test_parse_errors),
-		cmocka_unit_test(test_split_target),
-		cmocka_unit_test(test_table_is_complete),
-		cmocka_unit_test(test_reload_plan),
-		cmocka_unit_test(test_reload_numprocs_and_other_change_is_changed),
+	    cmocka_unit_test(test_parse_ok),
+	    cmocka_unit_test(test_parse_errors),
+	    cmocka_unit_test(test_split_target),
+	    cmocka_unit_test(test_table_is_complete),
+	    cmocka_unit_test(test_reload_plan),
+	    cmocka_unit_test(test_reload_numprocs_and_other_change_is_changed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -81,8 +81,8 @@ static void test_check_lines(void **state)
 	/* anything but a newline or a NUL: JSON-looking, spaces, CR, UTF-8 */
 	const char *ok[] = {"{not json", "  a b  ", "x\ry", "h\xc3\xa9llo", "\t"};
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
-		assert_int_equal(frame_check_task(TASKS_LINES, ok[i], strlen(ok[i]), err, sizeof(err)),
-				 0);
+		assert_int_equal(
+		    frame_check_task(TASKS_LINES, ok[i], strlen(ok[i]), err, sizeof(err)), 0);
 
 	err[0] = '\0';
 	assert_int_equal(frame_check_task(TASKS_LINES, "a\nb", 3, err, sizeof(err)), -1);
@@ -101,8 +101,8 @@ static void test_check_json(void **state)
 {
 	(void)state;
 	char err[256];
-	const char *ok[] = {"5", "-1.5e3", "\"text\"", "null", "true", "[1,2,{\"a\":[]}]",
-			    "{\"k\":\"v\"}", " {\"k\" : 1} "};
+	const char *ok[] = {"5",    "-1.5e3",           "\"text\"",      "null",
+	                    "true", "[1,2,{\"a\":[]}]", "{\"k\":\"v\"}", " {\"k\" : 1} "};
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
 		err[0] = '\0';
 		if (frame_check_task(TASKS_JSON, ok[i], strlen(ok[i]), err, sizeof(err)) != 0)
@@ -155,7 +155,7 @@ static void test_frame_json(void **state)
 	assert_int_equal(frame_task(TASKS_JSON, 7, "5", 1, &buf, &len, &cap), 0);
 	assert_int_equal(frame_task(TASKS_JSON, INT64_MAX, "{\"a\":[1]}", 9, &buf, &len, &cap), 0);
 	const char *want = "{\"id\":\"7\",\"data\":5}\n"
-			   "{\"id\":\"9223372036854775807\",\"data\":{\"a\":[1]}}\n";
+	                   "{\"id\":\"9223372036854775807\",\"data\":{\"a\":[1]}}\n";
 	assert_int_equal(len, strlen(want));
 	assert_memory_equal(buf, want, len);
 	free(buf);
@@ -171,7 +171,8 @@ static void test_frame_many(void **state)
 	char payload[32];
 	for (int i = 1; i <= 20000; i++) {
 		int n = snprintf(payload, sizeof(payload), "%d", i);
-		assert_int_equal(frame_task(TASKS_LINES, i, payload, (size_t)n, &buf, &len, &cap), 0);
+		assert_int_equal(frame_task(TASKS_LINES, i, payload, (size_t)n, &buf, &len, &cap),
+		                 0);
 	}
 	char *p = buf;
 	for (int i = 1; i <= 20000; i++) {
@@ -197,8 +198,8 @@ static void test_frame_json_id_roundtrip(void **state)
 	/* a worker echoes the id string it got */
 	const char *id = strstr(buf, "\"id\":\"") + 6;
 	const char *end = strchr(id, '"');
-	int n = snprintf(answer, sizeof(answer), "{\"id\":\"%.*s\",\"result\":1}", (int)(end - id),
-			 id);
+	int n =
+	    snprintf(answer, sizeof(answer), "{\"id\":\"%.*s\",\"result\":1}", (int)(end - id), id);
 	struct json_answer a;
 	char err[256];
 	assert_int_equal(frame_parse_answer(answer, (size_t)n, &a, err, sizeof(err)), 0);

@@ -28,7 +28,7 @@ static struct program_config policy(void)
 }
 
 static struct fsm_output step(struct fsm *m, const struct program_config *p, enum fsm_event ev,
-			      double now)
+                              double now)
 {
 	struct fsm_input in = {.event = ev, .now = now};
 	struct fsm_output out;
@@ -37,7 +37,7 @@ static struct fsm_output step(struct fsm *m, const struct program_config *p, enu
 }
 
 static struct fsm_output exit_with(struct fsm *m, const struct program_config *p, int status,
-				   double now)
+                                   double now)
 {
 	struct fsm_input in = {.event = FSM_EXIT, .now = now, .wait_status = status};
 	struct fsm_output out;
@@ -133,8 +133,9 @@ static void test_spawn_failure_permanent_is_fatal(void **state)
 	struct fsm m;
 	fsm_init(&m);
 	step(&m, &p, FSM_START, 0);
-	struct fsm_input in = {.event = FSM_SPAWN_FAILED, .permanent = true,
-			       .why = "cannot exec 'x': command not found on PATH"};
+	struct fsm_input in = {.event = FSM_SPAWN_FAILED,
+	                       .permanent = true,
+	                       .why = "cannot exec 'x': command not found on PATH"};
 	struct fsm_output o;
 	fsm_step(&m, &p, &in, &o);
 	assert_int_equal(m.state, WORKER_FATAL);
@@ -148,8 +149,7 @@ static void test_spawn_failure_transient_backs_off(void **state)
 	struct fsm m;
 	fsm_init(&m);
 	step(&m, &p, FSM_START, 0);
-	struct fsm_input in = {.event = FSM_SPAWN_FAILED, .permanent = false,
-			       .why = "cannot fork"};
+	struct fsm_input in = {.event = FSM_SPAWN_FAILED, .permanent = false, .why = "cannot fork"};
 	struct fsm_output o;
 	fsm_step(&m, &p, &in, &o);
 	assert_int_equal(m.state, WORKER_BACKOFF);
@@ -402,26 +402,26 @@ static void test_names_and_status(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_start_to_running),
-		cmocka_unit_test(test_startsecs_zero_runs_at_once),
-		cmocka_unit_test(test_backoff_then_fatal),
-		cmocka_unit_test(test_backoff_is_capped),
-		cmocka_unit_test(test_spawn_failure_permanent_is_fatal),
-		cmocka_unit_test(test_spawn_failure_transient_backs_off),
-		cmocka_unit_test(test_running_expected_exit_not_restarted),
-		cmocka_unit_test(test_running_unexpected_exit_restarts_at_once),
-		cmocka_unit_test(test_killed_by_signal_is_unexpected),
-		cmocka_unit_test(test_autorestart_true_and_false),
-		cmocka_unit_test(test_running_crash_loop_rate_limited),
-		cmocka_unit_test(test_deaths_outside_window_forgotten),
-		cmocka_unit_test(test_fatal_after_zero_disables),
-		cmocka_unit_test(test_stop_escalation),
-		cmocka_unit_test(test_stop_while_starting),
-		cmocka_unit_test(test_stop_in_backoff_and_exited_has_no_process),
-		cmocka_unit_test(test_pause_resume),
-		cmocka_unit_test(test_start_from_fatal_resets),
-		cmocka_unit_test(test_rejections),
-		cmocka_unit_test(test_names_and_status),
+	    cmocka_unit_test(test_start_to_running),
+	    cmocka_unit_test(test_startsecs_zero_runs_at_once),
+	    cmocka_unit_test(test_backoff_then_fatal),
+	    cmocka_unit_test(test_backoff_is_capped),
+	    cmocka_unit_test(test_spawn_failure_permanent_is_fatal),
+	    cmocka_unit_test(test_spawn_failure_transient_backs_off),
+	    cmocka_unit_test(test_running_expected_exit_not_restarted),
+	    cmocka_unit_test(test_running_unexpected_exit_restarts_at_once),
+	    cmocka_unit_test(test_killed_by_signal_is_unexpected),
+	    cmocka_unit_test(test_autorestart_true_and_false),
+	    cmocka_unit_test(test_running_crash_loop_rate_limited),
+	    cmocka_unit_test(test_deaths_outside_window_forgotten),
+	    cmocka_unit_test(test_fatal_after_zero_disables),
+	    cmocka_unit_test(test_stop_escalation),
+	    cmocka_unit_test(test_stop_while_starting),
+	    cmocka_unit_test(test_stop_in_backoff_and_exited_has_no_process),
+	    cmocka_unit_test(test_pause_resume),
+	    cmocka_unit_test(test_start_from_fatal_resets),
+	    cmocka_unit_test(test_rejections),
+	    cmocka_unit_test(test_names_and_status),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

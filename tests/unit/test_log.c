@@ -37,9 +37,10 @@ static void test_logfmt(void **state)
 	event_bool(&e, "expected", false);
 	event_num(&e, "uptime", 1.5);
 	event_format(&e, LOG_FORMAT_LOGFMT, buf, sizeof(buf));
-	assert_string_equal(buf, "ts=2026-11-22T10:00:00.123Z level=info event=state worker=web_00 "
-				 "from=STARTING to=RUNNING pid=4242 reason=\"exit:1 \\\"bad\\\" x=y\" "
-				 "expected=false uptime=1.5\n");
+	assert_string_equal(buf,
+	                    "ts=2026-11-22T10:00:00.123Z level=info event=state worker=web_00 "
+	                    "from=STARTING to=RUNNING pid=4242 reason=\"exit:1 \\\"bad\\\" x=y\" "
+	                    "expected=false uptime=1.5\n");
 }
 
 static void test_logfmt_empty_value_quoted(void **state)
@@ -62,9 +63,10 @@ static void test_json(void **state)
 	struct event e = sample();
 	event_str(&e, "line", "tab\there\nnl \x01");
 	event_format(&e, LOG_FORMAT_JSON, buf, sizeof(buf));
-	assert_string_equal(buf, "{\"ts\":\"2026-11-22T10:00:00.123Z\",\"level\":\"info\",\"event\":"
-				 "\"state\",\"worker\":\"web_00\",\"from\":\"STARTING\",\"to\":"
-				 "\"RUNNING\",\"pid\":4242,\"line\":\"tab\\there\\nnl \\u0001\"}\n");
+	assert_string_equal(buf,
+	                    "{\"ts\":\"2026-11-22T10:00:00.123Z\",\"level\":\"info\",\"event\":"
+	                    "\"state\",\"worker\":\"web_00\",\"from\":\"STARTING\",\"to\":"
+	                    "\"RUNNING\",\"pid\":4242,\"line\":\"tab\\there\\nnl \\u0001\"}\n");
 }
 
 static void test_truncation_keeps_newline(void **state)
@@ -200,14 +202,14 @@ static void test_timers_fire_in_deadline_order(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_logfmt),
-		cmocka_unit_test(test_logfmt_empty_value_quoted),
-		cmocka_unit_test(test_json),
-		cmocka_unit_test(test_truncation_keeps_newline),
-		cmocka_unit_test(test_rotation),
-		cmocka_unit_test(test_rotation_without_backups_truncates),
-		cmocka_unit_test(test_ring),
-		cmocka_unit_test(test_timers_fire_in_deadline_order),
+	    cmocka_unit_test(test_logfmt),
+	    cmocka_unit_test(test_logfmt_empty_value_quoted),
+	    cmocka_unit_test(test_json),
+	    cmocka_unit_test(test_truncation_keeps_newline),
+	    cmocka_unit_test(test_rotation),
+	    cmocka_unit_test(test_rotation_without_backups_truncates),
+	    cmocka_unit_test(test_ring),
+	    cmocka_unit_test(test_timers_fire_in_deadline_order),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

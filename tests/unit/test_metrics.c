@@ -55,7 +55,7 @@ static void test_ticks_backwards_and_clamp(void **state)
 }
 
 static struct proc_sample proc(pid_t pid, pid_t ppid, unsigned long long ticks_c,
-			       unsigned long long rss)
+                               unsigned long long rss)
 {
 	struct proc_sample p;
 	memset(&p, 0, sizeof(p));
@@ -72,9 +72,9 @@ static void test_tree_sum(void **state)
 	(void)state;
 	/* 1 -> 10 -> {11 -> 13, 12}; 20 unrelated; 14 child of 13 */
 	struct proc_sample procs[] = {
-		proc(1, 0, 1, 1),      proc(10, 1, 100, 1000), proc(11, 10, 10, 100),
-		proc(12, 10, 20, 200), proc(13, 11, 30, 300),  proc(20, 1, 5000, 50000),
-		proc(14, 13, 40, 400),
+	    proc(1, 0, 1, 1),      proc(10, 1, 100, 1000), proc(11, 10, 10, 100),
+	    proc(12, 10, 20, 200), proc(13, 11, 30, 300),  proc(20, 1, 5000, 50000),
+	    proc(14, 13, 40, 400),
 	};
 	struct proc_table t;
 	memset(&t, 0, sizeof(t));
@@ -131,12 +131,12 @@ static void test_format_bytes(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_first_sample_has_no_figure),
-		cmocka_unit_test(test_pid_reuse_resets),
-		cmocka_unit_test(test_ticks_backwards_and_clamp),
-		cmocka_unit_test(test_tree_sum),
-		cmocka_unit_test(test_tree_loop_does_not_hang),
-		cmocka_unit_test(test_format_bytes),
+	    cmocka_unit_test(test_first_sample_has_no_figure),
+	    cmocka_unit_test(test_pid_reuse_resets),
+	    cmocka_unit_test(test_ticks_backwards_and_clamp),
+	    cmocka_unit_test(test_tree_sum),
+	    cmocka_unit_test(test_tree_loop_does_not_hang),
+	    cmocka_unit_test(test_format_bytes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -53,8 +53,8 @@ static void test_many_with_deletes(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_put_get_del),
-		cmocka_unit_test(test_many_with_deletes),
+	    cmocka_unit_test(test_put_get_del),
+	    cmocka_unit_test(test_many_with_deletes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

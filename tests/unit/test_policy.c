@@ -65,11 +65,11 @@ static void test_dead_after_retries(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_pick_fewest_in_flight),
-		cmocka_unit_test(test_pick_respects_prefetch),
-		cmocka_unit_test(test_batch_is_a_fair_share),
-		cmocka_unit_test(test_retry_delay_grows_capped_with_jitter),
-		cmocka_unit_test(test_dead_after_retries),
+	    cmocka_unit_test(test_pick_fewest_in_flight),
+	    cmocka_unit_test(test_pick_respects_prefetch),
+	    cmocka_unit_test(test_batch_is_a_fair_share),
+	    cmocka_unit_test(test_retry_delay_grows_capped_with_jitter),
+	    cmocka_unit_test(test_dead_after_retries),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
