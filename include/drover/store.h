@@ -66,6 +66,12 @@ struct store *store_open(const char *kind, const char *path, bool sync_full, cha
                          size_t errlen);
 void store_close(struct store *s);
 
+/* From now on finished tasks (done, dead, cancelled) may be dropped rather
+ * than kept for get and list: a one-shot stream (drover map) then needs
+ * memory for the tasks in flight, not for its whole history. The memory
+ * backend drops them; the sqlite backend keeps its file as it is. */
+void store_forget_finished(struct store *s);
+
 /* Batching: every write between begin and commit is one transaction. The
  * core calls begin lazily and commit once per loop turn. Calls outside a
  * batch are each their own transaction. 0 or -1 (see store_error). */
@@ -76,13 +82,23 @@ const char *store_error(struct store *s); /* the last error, a sentence */
 /* Add a pending task; *id receives its id. */
 int store_push(struct store *s, const char *group, const char *payload, size_t len, int64_t *id);
 
+/* What take hands out: what the dispatcher needs to frame a task and to
+ * answer for its lease. payload is the store's, not the caller's: it stays
+ * valid until the next call on the store, so copy what must live longer. */
+struct task_lease {
+	int64_t id;
+	uint64_t lease;
+	int attempts;        /* including this one */
+	const char *payload; /* NUL-terminated; len excludes the NUL */
+	size_t len;
+};
+
 /* Take up to max tasks of group that are pending (or failed with
  * not_before <= now), oldest first (retries keep their place by id), mark
  * them running under a new lease for worker, attempts + 1, started = now.
- * Fills out[] (caller frees each with task_free) and returns the count, or
- * -1. */
-int store_take(struct store *s, const char *group, const char *worker, double now, struct task *out,
-               int max);
+ * Fills out[] and returns the count, or -1. */
+int store_take(struct store *s, const char *group, const char *worker, double now,
+               struct task_lease *out, int max);
 
 /* running -> done with result, only if lease matches. Returns 1 applied,
  * 0 duplicate/stale (nothing changed), -1 error. */

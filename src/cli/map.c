@@ -191,13 +191,10 @@ static void set_reading(struct map_run *m, bool on)
 		loop_watch_del(&m->sup->loop, &m->in);
 }
 
-static void stdin_readable(struct loop *loop, struct loop_watch *w, uint32_t events)
+/* One read of stdin: its lines become tasks. */
+static void read_stdin(struct map_run *m)
 {
-	(void)loop;
-	(void)events;
-	struct map_run *m = w->arg;
 	char buf[65536];
-	/* one read per wake-up: the window is checked again before the next */
 	ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
 	if (n > 0) {
 		line_reader_feed(&m->reader, buf, (size_t)n, push_line, m);
@@ -206,6 +203,19 @@ static void stdin_readable(struct loop *loop, struct loop_watch *w, uint32_t eve
 		set_reading(m, false);
 		m->eof = true;
 	}
+}
+
+static bool window_open(const struct map_run *m)
+{
+	return m->submitted - m->finished < m->window;
+}
+
+static void stdin_readable(struct loop *loop, struct loop_watch *w, uint32_t events)
+{
+	(void)loop;
+	(void)events;
+	/* one read per wake-up: the window is checked again before the next */
+	read_stdin(w->arg);
 }
 
 static void draw_progress(struct map_run *m, bool last)
@@ -237,7 +247,14 @@ void map_turn(struct supervisor *sup)
 	struct map_run *m = sup->opts.map;
 	if (!m || !m->group || sup->shutting_down)
 		return;
-	set_reading(m, m->submitted - m->finished < m->window);
+	if (m->in.fd < 0) {
+		/* a regular file cannot be polled, and is always readable: read
+		 * while the window has room, a chunk at a time */
+		while (!m->eof && window_open(m))
+			read_stdin(m);
+	} else {
+		set_reading(m, window_open(m));
+	}
 	draw_progress(m, false);
 	if (m->eof && m->finished == m->submitted) {
 		draw_progress(m, true);
@@ -266,7 +283,9 @@ int map_attach(struct supervisor *sup)
 		return -1;
 	m->next_id = 1; /* the memory store numbers tasks from 1, in push order */
 	m->started = supervisor_now();
-	m->window = (long long)m->jobs * m->group->prog->prefetch * 8;
+	/* enough read ahead that no worker waits for stdin, and no more: the
+	 * tasks between the reader and the workers are memory to walk through */
+	m->window = (long long)m->jobs * m->group->prog->prefetch * 2;
 	if (m->window < MAP_WINDOW_MIN)
 		m->window = MAP_WINDOW_MIN;
 	m->in.fd = STDIN_FILENO;
@@ -274,18 +293,10 @@ int map_attach(struct supervisor *sup)
 	m->in.arg = m;
 	int fl = fcntl(STDIN_FILENO, F_GETFL);
 	fcntl(STDIN_FILENO, F_SETFL, fl | O_NONBLOCK);
-	if (loop_watch_add(&sup->loop, &m->in, EPOLLIN) < 0) {
-		/* a regular file cannot be polled: it is always readable */
-		m->in.fd = -1;
-		char buf[65536];
-		ssize_t n;
-		while ((n = read(STDIN_FILENO, buf, sizeof(buf))) > 0)
-			line_reader_feed(&m->reader, buf, (size_t)n, push_line, m);
-		line_reader_finish(&m->reader, push_line, m);
-		m->eof = true;
-	} else {
+	if (loop_watch_add(&sup->loop, &m->in, EPOLLIN) < 0)
+		m->in.fd = -1; /* a regular file (EPERM): map_turn reads it */
+	else
 		m->reading = true;
-	}
 	return 0;
 }
 

@@ -376,16 +376,19 @@ int task_link_pipes(struct worker *w, int *stdin_child)
 
 static struct inflight *inflight_at(struct task_link *l, size_t i)
 {
-	return &l->ring[(l->head + i) % l->cap];
+	return &l->ring[(l->head + i) & (l->cap - 1)]; /* cap is a power of two */
 }
 
-static int inflight_push(struct task_link *l, const struct inflight *in)
+/* A new entry at the tail, for the caller to fill in place (a struct built
+ * on the stack and copied in cost a store-forwarding stall per task); NULL
+ * when out of memory. */
+static struct inflight *inflight_append(struct task_link *l)
 {
 	if (l->count == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 16;
 		struct inflight *ring = malloc(cap * sizeof(*ring));
 		if (!ring)
-			return -ENOMEM;
+			return NULL;
 		for (size_t i = 0; i < l->count; i++)
 			ring[i] = *inflight_at(l, i);
 		free(l->ring);
@@ -393,8 +396,14 @@ static int inflight_push(struct task_link *l, const struct inflight *in)
 		l->cap = cap;
 		l->head = 0;
 	}
-	*inflight_at(l, l->count++) = *in;
-	return 0;
+	return inflight_at(l, l->count++);
+}
+
+/* Forget the head entry (its task was answered or given back). */
+static void inflight_drop_head(struct task_link *l)
+{
+	l->head = (l->head + 1) & (l->cap - 1);
+	l->count--;
 }
 
 /* Remove entry i (0 = head), keeping order. */
@@ -403,7 +412,7 @@ static struct inflight inflight_remove(struct task_link *l, size_t i)
 	struct inflight out = *inflight_at(l, i);
 	for (size_t k = i; k > 0; k--)
 		*inflight_at(l, k) = *inflight_at(l, k - 1);
-	l->head = (l->head + 1) % l->cap;
+	l->head = (l->head + 1) & (l->cap - 1);
 	l->count--;
 	return out;
 }
@@ -509,8 +518,8 @@ static void on_result_line(void *arg, const char *line, size_t len, bool overflo
 			protocol_error(w, "a result line with no task in flight");
 			return;
 		}
-		struct inflight in = inflight_remove(l, 0);
-		ack_task(w, &in, line, len);
+		ack_task(w, inflight_at(l, 0), line, len);
+		inflight_drop_head(l);
 		return;
 	}
 	struct json_answer a;
@@ -605,6 +614,16 @@ void task_link_free(struct worker *w)
 
 /* ---- dispatch ---- */
 
+static char *copy_bytes(const char *p, size_t len)
+{
+	char *d = malloc(len + 1);
+	if (d) {
+		memcpy(d, p, len);
+		d[len] = '\0';
+	}
+	return d;
+}
+
 /* A worker is refilled once half its window is free, not after every
  * result: fewer, larger writes, and it still has work while the next
  * leases commit. */
@@ -621,7 +640,8 @@ static void dispatch_group(struct supervisor *sup, struct group *g, double now)
 	struct group_queue *q = g->queue;
 	if (!q || now < q->next_take)
 		return;
-	struct task got[TAKE_BATCH];
+	struct task_lease got[TAKE_BATCH];
+	bool keep_payload = q->results_fd >= 0; /* the results file names the task */
 	long long pending = q->counts.n[TASK_PENDING] + q->counts.n[TASK_FAILED];
 	size_t n_workers = g->nworkers;
 	int *inflight = calloc(n_workers ? n_workers : 1, sizeof(*inflight));
@@ -658,25 +678,30 @@ static void dispatch_group(struct supervisor *sup, struct group *g, double now)
 			l->committed_len = l->outlen;
 			l->committed_count = l->count;
 		}
+		int lost = 0;
 		for (int i = 0; i < n; i++) {
-			struct task *t = &got[i];
-			struct inflight in = {.id = t->id,
-			                      .lease = t->lease,
-			                      .sent = now,
-			                      .attempts = t->attempts,
-			                      .payload = t->payload,
-			                      .len = t->len};
-			if (frame_task(g->prog->tasks, t->id, t->payload, t->len, &l->out,
+			const struct task_lease *t = &got[i];
+			size_t outlen = l->outlen;
+			char *payload = NULL;
+			struct inflight *in = NULL;
+			if ((keep_payload && !(payload = copy_bytes(t->payload, t->len))) ||
+			    frame_task(g->prog->tasks, t->id, t->payload, t->len, &l->out,
 			               &l->outlen, &l->outcap) < 0 ||
-			    inflight_push(l, &in) < 0) {
-				/* cannot hold it: give it back untouched */
-				store_requeue(sup->store, t->id, t->lease, true);
-				task_free(t);
+			    !(in = inflight_append(l))) {
+				l->outlen = outlen;
+				free(payload);
+				got[lost++] = *t; /* cannot hold it: given back below */
 				continue;
 			}
-			t->payload = NULL; /* now owned by the inflight entry */
-			task_free(t);
+			in->id = t->id;
+			in->lease = t->lease;
+			in->sent = now;
+			in->attempts = t->attempts;
+			in->payload = payload;
+			in->len = t->len;
 		}
+		for (int i = 0; i < lost; i++)
+			store_requeue(sup->store, got[i].id, got[i].lease, true);
 		pending -= n;
 		inflight[pick] = (int)l->count;
 		if (n < want) {
@@ -883,6 +908,8 @@ int queue_open(struct supervisor *sup, bool force, char *err, size_t errlen)
 	sup->store = store_open(kind, path, sup->cfg.store_sync_full, err, errlen);
 	if (!sup->store)
 		return -1;
+	if (sup->opts.map)
+		store_forget_finished(sup->store); /* a stream: nobody asks about it later */
 	int recovered = store_recover(sup->store);
 	if (recovered > 0) {
 		struct event e;

@@ -73,6 +73,11 @@ double store_wallclock(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+double store_batch_clock(const struct store *s)
+{
+	return s->batch ? s->batch_wall : store_wallclock();
+}
+
 /* FNV-1a */
 static size_t name_hash(const char *name)
 {
@@ -305,6 +310,12 @@ struct store *store_open(const char *kind, const char *path, bool sync_full, cha
 	return s;
 }
 
+void store_forget_finished(struct store *s)
+{
+	if (s->backend == BACKEND_MEMORY)
+		store_memory_forget(s);
+}
+
 void store_close(struct store *s)
 {
 	if (!s)
@@ -323,6 +334,7 @@ int store_begin(struct store *s)
 	if (s->backend == BACKEND_SQLITE && store_sqlite_begin(s) < 0)
 		return -1;
 	s->batch = true;
+	s->batch_wall = store_wallclock();
 	return 0;
 }
 
@@ -359,8 +371,8 @@ int store_push(struct store *s, const char *group, const char *payload, size_t l
 	return store_memory_push(s, group, payload, len, id);
 }
 
-int store_take(struct store *s, const char *group, const char *worker, double now, struct task *out,
-               int max)
+int store_take(struct store *s, const char *group, const char *worker, double now,
+               struct task_lease *out, int max)
 {
 	if (!group || !*group)
 		return store_fail_msg(s, "store_take: no group given");

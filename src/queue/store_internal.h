@@ -16,7 +16,8 @@ struct store_sql;
 
 struct store {
 	enum store_backend backend;
-	bool batch; /* between store_begin and store_commit */
+	bool batch;        /* between store_begin and store_commit */
+	double batch_wall; /* wall clock at store_begin */
 	struct store_mem *mem;
 	struct store_sql *sql;
 	char err[512];
@@ -30,6 +31,9 @@ char *store_dup(const char *p, size_t len);
 
 /* Wall-clock seconds (CLOCK_REALTIME): a pushed task's created time. */
 double store_wallclock(void);
+/* The same, read once per batch: the time of a loop turn is close enough for
+ * `created`, and a push then costs no clock read. */
+double store_batch_clock(const struct store *s);
 
 /* Group names interned to small indexes 0, 1, 2 ... in order of arrival:
  * each backend keeps its per-group records in an array by that index. */
@@ -85,7 +89,8 @@ void store_memory_close(struct store *s);
 int store_memory_push(struct store *s, const char *group, const char *payload, size_t len,
                       int64_t *id);
 int store_memory_take(struct store *s, const char *group, const char *worker, double now,
-                      struct task *out, int max);
+                      struct task_lease *out, int max);
+void store_memory_forget(struct store *s);
 int store_memory_ack(struct store *s, int64_t id, uint64_t lease, const char *result, size_t len,
                      double now);
 int store_memory_fail(struct store *s, int64_t id, uint64_t lease, const char *error,
@@ -106,7 +111,7 @@ int store_sqlite_commit(struct store *s);
 int store_sqlite_push(struct store *s, const char *group, const char *payload, size_t len,
                       int64_t *id);
 int store_sqlite_take(struct store *s, const char *group, const char *worker, double now,
-                      struct task *out, int max);
+                      struct task_lease *out, int max);
 int store_sqlite_ack(struct store *s, int64_t id, uint64_t lease, const char *result, size_t len,
                      double now);
 int store_sqlite_fail(struct store *s, int64_t id, uint64_t lease, const char *error,

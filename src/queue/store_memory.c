@@ -1,36 +1,59 @@
-/* The memory backend: the SQLite semantics without the disk.
+/* The memory backend: the SQLite semantics without the disk, and without a
+ * malloc per task on the hot path (push, take, ack).
  *
- * Tasks live in one array indexed by id - 1 (ids are dense and no task is
- * ever deleted, so the array is a perfect hash). Each group keeps:
- * - ids[]: every task of the group in id order. Pushes append, so
- *   ids[next..] is the FIFO of tasks never offered yet;
+ * Tasks live in segments of SEG_TASKS records, found by id (ids are dense:
+ * segment (id - 1) >> SEG_BITS, slot (id - 1) & mask). Each segment copies
+ * the payloads and results of its tasks into an arena of its own, so a
+ * push or an ack is a memcpy, and a segment is freed as a whole: with
+ * store_forget_finished (drover map), once all its tasks are finished.
+ *
+ * Each group keeps:
+ * - fifo: the tasks never offered yet, as runs of consecutive ids (pushes
+ *   append, so one group alone is one run);
  * - ready: a min-heap of ids given back out of order (requeued, recovered,
  *   retried by hand, failed tasks whose not_before has come);
  * - due: failed tasks waiting for their not_before, a min-heap by time, so a
  *   retry waiting for later never blocks younger pending tasks.
- * take pops the lower of the FIFO head and the ready top, so a task given
+ * take pops the lower of the fifo head and the ready top, so a task given
  * back keeps its place by id. Entries are dropped lazily: a task cancelled
  * while queued keeps its entry, which is skipped when it comes up (or
  * reused as is if the task is retried first: the place by id is the same).
- * t->queued says whether the task has an entry in the FIFO or in ready. */
+ * t->queued says whether the task has an entry in the fifo or in ready. */
 #include "store_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#define SEG_BITS  12
+#define SEG_TASKS ((size_t)1 << SEG_BITS)
+#define ARENA_MIN 4096
+#define ARENA_MAX 65536
+
+struct arena {
+	struct arena *next;
+	size_t used, cap;
+	char data[];
+};
+
 struct mtask {
-	char *payload;
-	char *worker;
-	char *result;
-	char *error;
+	const char *payload; /* in the segment's arena */
+	const char *result;  /* in the arena too; NULL = no result */
+	char *error;         /* failures are rare: a malloc of its own */
 	size_t len;
 	uint64_t lease;
 	double created, started, finished, not_before;
 	int attempts;
 	int group;
+	int worker;       /* index in store_mem.workers, -1 = none */
 	uint32_t due_seq; /* which entry of due is the live one */
-	enum task_state state;
+	unsigned char state;
 	bool queued;
+};
+
+struct mseg {
+	struct arena *arena;
+	size_t unfinished; /* tasks not done, dead or cancelled */
+	struct mtask t[SEG_TASKS];
 };
 
 struct due {
@@ -39,23 +62,30 @@ struct due {
 	uint32_t seq;
 };
 
+struct id_run {
+	int64_t first, last;
+};
+
 struct mgroup {
 	long long n[TASK__COUNT];
-	int64_t *ids;
-	size_t nids, idcap;
-	size_t next;
+	struct id_run *fifo; /* a ring */
+	size_t fhead, flen, fcap;
 	struct id_heap ready;
 	struct due *due;
 	size_t ndue, duecap;
 };
 
 struct store_mem {
-	struct mtask *tasks;
-	size_t ntasks, cap;
+	struct mseg **segs; /* NULL: not yet used, or freed once finished */
+	size_t segcap;
+	int64_t ntasks; /* ids 1 .. ntasks have been handed out */
 	struct name_map names;
+	struct name_map workers;
 	struct mgroup *groups; /* by name index */
 	size_t gcap;
+	int last_group; /* the group of the last push: pushes come in runs */
 	uint64_t last_lease;
+	bool forget;
 };
 
 static int oom(struct store *s, const char *op)
@@ -63,11 +93,84 @@ static int oom(struct store *s, const char *op)
 	return store_fail_msg(s, "%s: out of memory", op);
 }
 
-static struct mtask *task_at(struct store_mem *m, int64_t id)
+/* ---- arenas ---- */
+
+static const char *arena_copy(struct arena **head, const char *p, size_t len)
 {
-	if (id <= 0 || (uint64_t)id > m->ntasks)
+	struct arena *a = *head;
+	if (!a || a->cap - a->used < len + 1) {
+		size_t cap = a && a->cap < ARENA_MAX ? a->cap * 2 : a ? ARENA_MAX : ARENA_MIN;
+		if (cap < len + 1)
+			cap = len + 1;
+		struct arena *b = malloc(sizeof(*b) + cap);
+		if (!b)
+			return NULL;
+		b->cap = cap;
+		b->used = 0;
+		if (a && len + 1 > ARENA_MAX / 2) {
+			/* a big one gets a block of its own, behind the one
+			 * still being filled */
+			b->next = a->next;
+			a->next = b;
+		} else {
+			b->next = a;
+			*head = b;
+		}
+		a = b;
+	}
+	char *d = a->data + a->used;
+	if (len)
+		memcpy(d, p, len);
+	d[len] = '\0';
+	a->used += len + 1;
+	return d;
+}
+
+static void arena_free(struct arena *a)
+{
+	while (a) {
+		struct arena *next = a->next;
+		free(a);
+		a = next;
+	}
+}
+
+/* ---- tasks and segments ---- */
+
+static struct mseg *seg_of(const struct store_mem *m, int64_t id)
+{
+	if (id <= 0 || id > m->ntasks)
 		return NULL;
-	return &m->tasks[id - 1];
+	return m->segs[(size_t)(id - 1) >> SEG_BITS];
+}
+
+static struct mtask *task_at(const struct store_mem *m, int64_t id)
+{
+	struct mseg *seg = seg_of(m, id);
+	return seg ? &seg->t[(size_t)(id - 1) & (SEG_TASKS - 1)] : NULL;
+}
+
+static void seg_free(struct mseg *seg)
+{
+	for (size_t i = 0; i < SEG_TASKS; i++)
+		free(seg->t[i].error);
+	arena_free(seg->arena);
+	free(seg);
+}
+
+/* Forgetting: a segment whose ids are all handed out and all finished. */
+static void seg_maybe_release(struct store_mem *m, size_t si)
+{
+	struct mseg *seg = m->segs[si];
+	if (!m->forget || !seg || seg->unfinished || (size_t)m->ntasks < (si + 1) * SEG_TASKS)
+		return;
+	seg_free(seg);
+	m->segs[si] = NULL;
+}
+
+static bool is_finished(enum task_state st)
+{
+	return st == TASK_DONE || st == TASK_DEAD || st == TASK_CANCELLED;
 }
 
 static struct mgroup *group_of(struct store_mem *m, const struct mtask *t)
@@ -75,12 +178,71 @@ static struct mgroup *group_of(struct store_mem *m, const struct mtask *t)
 	return &m->groups[t->group];
 }
 
-static void move(struct store_mem *m, struct mtask *t, enum task_state to)
+/* Change state; the counts, and the segment's unfinished tally, follow.
+ * May free the task's segment (forgetting): t is not to be used after a
+ * move to a finished state. */
+static void move(struct store_mem *m, int64_t id, struct mtask *t, enum task_state to)
 {
 	struct mgroup *g = group_of(m, t);
-	g->n[t->state]--;
+	enum task_state from = t->state;
+	g->n[from]--;
 	g->n[to]++;
-	t->state = to;
+	t->state = (unsigned char)to;
+	struct mseg *seg = seg_of(m, id);
+	if (is_finished(from) && !is_finished(to))
+		seg->unfinished++;
+	else if (!is_finished(from) && is_finished(to) && --seg->unfinished == 0)
+		seg_maybe_release(m, (size_t)(id - 1) >> SEG_BITS);
+}
+
+/* ---- the queue structures of a group ---- */
+
+static int fifo_append(struct mgroup *g, int64_t id)
+{
+	if (g->flen) {
+		struct id_run *tail = &g->fifo[(g->fhead + g->flen - 1) % g->fcap];
+		if (tail->last == id - 1) {
+			tail->last = id;
+			return 0;
+		}
+	}
+	if (g->flen == g->fcap) {
+		size_t cap = g->fcap ? g->fcap * 2 : 8;
+		struct id_run *v = malloc(cap * sizeof(*v));
+		if (!v)
+			return -1;
+		for (size_t i = 0; i < g->flen; i++)
+			v[i] = g->fifo[(g->fhead + i) % g->fcap];
+		free(g->fifo);
+		g->fifo = v;
+		g->fcap = cap;
+		g->fhead = 0;
+	}
+	g->fifo[(g->fhead + g->flen++) % g->fcap] = (struct id_run){id, id};
+	return 0;
+}
+
+static int64_t fifo_pop(struct mgroup *g)
+{
+	struct id_run *head = &g->fifo[g->fhead];
+	int64_t id = head->first++;
+	if (head->first > head->last) {
+		g->fhead = (g->fhead + 1) % g->fcap;
+		g->flen--;
+	}
+	return id;
+}
+
+/* Undo the last fifo_pop (its room is still there). */
+static void fifo_unpop(struct mgroup *g, int64_t id)
+{
+	if (g->flen && g->fifo[g->fhead].first == id + 1) {
+		g->fifo[g->fhead].first = id;
+		return;
+	}
+	g->fhead = (g->fhead + g->fcap - 1) % g->fcap;
+	g->fifo[g->fhead] = (struct id_run){id, id};
+	g->flen++;
 }
 
 static bool due_before(const struct due *a, const struct due *b)
@@ -146,6 +308,8 @@ static int make_ready(struct mgroup *g, struct mtask *t, int64_t id)
 	return 0;
 }
 
+/* ---- open / close ---- */
+
 int store_memory_open(struct store *s)
 {
 	s->mem = calloc(1, sizeof(*s->mem));
@@ -154,33 +318,51 @@ int store_memory_open(struct store *s)
 	return 0;
 }
 
+void store_memory_forget(struct store *s)
+{
+	struct store_mem *m = s->mem;
+	m->forget = true;
+	for (size_t si = 0; si < m->segcap; si++)
+		seg_maybe_release(m, si);
+}
+
 void store_memory_close(struct store *s)
 {
 	struct store_mem *m = s->mem;
 	if (!m)
 		return;
-	for (size_t i = 0; i < m->ntasks; i++) {
-		free(m->tasks[i].payload);
-		free(m->tasks[i].worker);
-		free(m->tasks[i].result);
-		free(m->tasks[i].error);
-	}
-	free(m->tasks);
+	for (size_t si = 0; si < m->segcap; si++)
+		if (m->segs[si])
+			seg_free(m->segs[si]);
+	free(m->segs);
 	for (size_t i = 0; i < m->names.len; i++) {
-		free(m->groups[i].ids);
+		free(m->groups[i].fifo);
 		id_heap_free(&m->groups[i].ready);
 		free(m->groups[i].due);
 	}
 	free(m->groups);
 	name_map_free(&m->names);
+	name_map_free(&m->workers);
 	free(m);
 	s->mem = NULL;
+}
+
+/* strcmp without a call: group names are short, and every push asks. */
+static bool same_name(const char *a, const char *b)
+{
+	while (*a && *a == *b) {
+		a++;
+		b++;
+	}
+	return *a == *b;
 }
 
 /* The group's index, created on first use when create; -1 if none. */
 static int group_index(struct store *s, const char *name, bool create)
 {
 	struct store_mem *m = s->mem;
+	if (m->names.len && same_name(m->names.names[m->last_group], name))
+		return m->last_group;
 	if (!create)
 		return name_map_find(&m->names, name);
 	int gi = name_map_add(&m->names, name);
@@ -195,8 +377,29 @@ static int group_index(struct store *s, const char *name, bool create)
 		m->groups = v;
 		m->gcap = cap;
 	}
+	m->last_group = gi;
 	return gi;
 }
+
+/* The segment the next id goes to, allocated if need be. */
+static struct mseg *next_seg(struct store_mem *m)
+{
+	size_t si = (size_t)m->ntasks >> SEG_BITS;
+	if (si >= m->segcap) {
+		size_t cap = m->segcap ? m->segcap * 2 : 16;
+		struct mseg **v = realloc(m->segs, cap * sizeof(*v));
+		if (!v)
+			return NULL;
+		memset(v + m->segcap, 0, (cap - m->segcap) * sizeof(*v));
+		m->segs = v;
+		m->segcap = cap;
+	}
+	if (!m->segs[si])
+		m->segs[si] = calloc(1, sizeof(struct mseg));
+	return m->segs[si];
+}
+
+/* ---- the hot path ---- */
 
 int store_memory_push(struct store *s, const char *group, const char *payload, size_t len,
                       int64_t *id)
@@ -206,65 +409,28 @@ int store_memory_push(struct store *s, const char *group, const char *payload, s
 	if (gi < 0)
 		return -1;
 	struct mgroup *g = &m->groups[gi];
-	if (m->ntasks == m->cap) {
-		size_t cap = m->cap ? m->cap * 2 : 1024;
-		struct mtask *v = realloc(m->tasks, cap * sizeof(*v));
-		if (!v)
-			return oom(s, "store_push");
-		m->tasks = v;
-		m->cap = cap;
-	}
-	if (g->nids == g->idcap) {
-		size_t cap = g->idcap ? g->idcap * 2 : 256;
-		int64_t *v = realloc(g->ids, cap * sizeof(*v));
-		if (!v)
-			return oom(s, "store_push");
-		g->ids = v;
-		g->idcap = cap;
-	}
-	char *copy = store_dup(payload, len);
+	struct mseg *seg = next_seg(m);
+	if (!seg)
+		return oom(s, "store_push");
+	const char *copy = arena_copy(&seg->arena, payload, len);
 	if (!copy)
 		return store_fail_msg(s, "store_push: out of memory for a %zu-byte payload", len);
-	*id = (int64_t)++m->ntasks;
-	m->tasks[*id - 1] = (struct mtask){
+	int64_t nid = m->ntasks + 1;
+	if (fifo_append(g, nid) < 0)
+		return oom(s, "store_push"); /* the copy stays in the arena, unused */
+	m->ntasks = nid;
+	seg->t[(size_t)(nid - 1) & (SEG_TASKS - 1)] = (struct mtask){
 	    .payload = copy,
 	    .len = len,
-	    .created = store_wallclock(),
+	    .created = store_batch_clock(s),
 	    .group = gi,
+	    .worker = -1,
 	    .state = TASK_PENDING,
-	    .queued = true, /* ids[next..] is the FIFO */
+	    .queued = true,
 	};
-	g->ids[g->nids++] = *id;
+	seg->unfinished++;
 	g->n[TASK_PENDING]++;
-	return 0;
-}
-
-/* A copy of task id for the caller; -1 when out of memory (out untouched). */
-static int copy_out(struct store_mem *m, int64_t id, struct task *out)
-{
-	const struct mtask *t = &m->tasks[id - 1];
-	struct task c = {
-	    .id = id,
-	    .group = strdup(m->names.names[t->group]),
-	    .payload = store_dup(t->payload, t->len),
-	    .len = t->len,
-	    .state = t->state,
-	    .attempts = t->attempts,
-	    .lease = t->lease,
-	    .worker = t->worker ? strdup(t->worker) : NULL,
-	    .result = t->result ? strdup(t->result) : NULL,
-	    .error = t->error ? strdup(t->error) : NULL,
-	    .created = t->created,
-	    .started = t->started,
-	    .finished = t->finished,
-	    .not_before = t->not_before,
-	};
-	if (!c.group || !c.payload || (t->worker && !c.worker) || (t->result && !c.result) ||
-	    (t->error && !c.error)) {
-		task_free(&c);
-		return -1;
-	}
-	*out = c;
+	*id = nid;
 	return 0;
 }
 
@@ -273,8 +439,9 @@ static int promote(struct store_mem *m, struct mgroup *g, double now)
 {
 	while (g->ndue && g->due[0].at <= now) {
 		struct due e = due_pop(g);
-		struct mtask *t = &m->tasks[e.id - 1];
-		if (t->state == TASK_FAILED && t->due_seq == e.seq && make_ready(g, t, e.id) < 0) {
+		struct mtask *t = task_at(m, e.id);
+		if (t && t->state == TASK_FAILED && t->due_seq == e.seq &&
+		    make_ready(g, t, e.id) < 0) {
 			due_push(g, e); /* there is room: we just popped it */
 			return -1;
 		}
@@ -283,7 +450,7 @@ static int promote(struct store_mem *m, struct mgroup *g, double now)
 }
 
 int store_memory_take(struct store *s, const char *group, const char *worker, double now,
-                      struct task *out, int max)
+                      struct task_lease *out, int max)
 {
 	struct store_mem *m = s->mem;
 	int gi = group_index(s, group, false);
@@ -292,56 +459,50 @@ int store_memory_take(struct store *s, const char *group, const char *worker, do
 	struct mgroup *g = &m->groups[gi];
 	if (promote(m, g, now) < 0)
 		return oom(s, "store_take");
+	int wi = -1;
+	if (worker && (wi = name_map_add(&m->workers, worker)) < 0)
+		return oom(s, "store_take");
 	int n = 0;
 	while (n < max) {
-		bool in_fifo = g->next < g->nids;
-		bool from_ready = g->ready.len && (!in_fifo || g->ready.v[0] < g->ids[g->next]);
+		int64_t head = g->flen ? g->fifo[g->fhead].first : 0;
+		bool from_ready = g->ready.len && (!head || g->ready.v[0] < head);
 		int64_t id;
 		if (from_ready)
 			id = id_heap_pop(&g->ready);
-		else if (in_fifo)
-			id = g->ids[g->next++];
+		else if (head)
+			id = fifo_pop(g);
 		else
 			break;
-		struct mtask *t = &m->tasks[id - 1];
+		struct mtask *t = task_at(m, id);
+		if (!t)
+			continue; /* cancelled while queued, and forgotten since */
 		t->queued = false;
 		if (t->state == TASK_FAILED && t->not_before > now) {
 			/* promoted, then the clock went back: wait again */
-			if (wait_due(g, t, id) < 0)
-				goto undo;
-			continue;
+			if (wait_due(g, t, id) == 0)
+				continue;
+			/* give the entry back: its room was just freed */
+			if (from_ready)
+				id_heap_push(&g->ready, id);
+			else
+				fifo_unpop(g, id);
+			t->queued = true;
+			return n > 0 ? n : oom(s, "store_take");
 		}
 		if (t->state != TASK_PENDING && t->state != TASK_FAILED)
 			continue; /* cancelled (or taken) since it was queued */
-		char *w = NULL;
-		if (worker && !(w = strdup(worker)))
-			goto undo;
-		struct mtask saved = *t;
-		enum task_state from = t->state;
-		t->worker = w;
+		t->worker = wi;
 		t->lease = ++m->last_lease;
 		t->attempts++;
 		t->started = now;
-		move(m, t, TASK_RUNNING);
-		if (copy_out(m, id, &out[n]) < 0) {
-			move(m, t, from);
-			*t = saved;
-			free(w);
-			goto undo;
-		}
-		free(saved.worker);
-		n++;
-		continue;
-	undo:
-		/* give the entry back: its slot was just freed, so this cannot fail */
-		if (from_ready)
-			id_heap_push(&g->ready, id);
-		else
-			g->next--;
-		t->queued = true;
-		if (n > 0)
-			return n;
-		return oom(s, "store_take");
+		move(m, id, t, TASK_RUNNING);
+		out[n++] = (struct task_lease){
+		    .id = id,
+		    .lease = t->lease,
+		    .attempts = t->attempts,
+		    .payload = t->payload,
+		    .len = t->len,
+		};
 	}
 	return n;
 }
@@ -358,16 +519,20 @@ static struct mtask *leased(struct store_mem *m, int64_t id, uint64_t lease)
 int store_memory_ack(struct store *s, int64_t id, uint64_t lease, const char *result, size_t len,
                      double now)
 {
-	struct mtask *t = leased(s->mem, id, lease);
+	struct store_mem *m = s->mem;
+	struct mtask *t = leased(m, id, lease);
 	if (!t)
 		return 0;
-	char *r = NULL;
-	if (result && !(r = store_dup(result, len)))
-		return store_fail_msg(s, "store_ack: out of memory for a %zu-byte result", len);
-	free(t->result);
+	const char *r = NULL;
+	if (result && !m->forget) {
+		r = arena_copy(&seg_of(m, id)->arena, result, len);
+		if (!r)
+			return store_fail_msg(s, "store_ack: out of memory for a %zu-byte result",
+			                      len);
+	}
 	t->result = r;
 	t->finished = now;
-	move(s->mem, t, TASK_DONE);
+	move(m, id, t, TASK_DONE);
 	return 1;
 }
 
@@ -392,7 +557,7 @@ int store_memory_fail(struct store *s, int64_t id, uint64_t lease, const char *e
 	free(t->error);
 	t->error = e;
 	t->finished = dead ? now : 0;
-	move(m, t, dead ? TASK_DEAD : TASK_FAILED);
+	move(m, id, t, dead ? TASK_DEAD : TASK_FAILED);
 	return 1;
 }
 
@@ -406,8 +571,54 @@ int store_memory_requeue(struct store *s, int64_t id, uint64_t lease, bool refun
 		return oom(s, "store_requeue");
 	if (refund && t->attempts > 0)
 		t->attempts--;
-	move(m, t, TASK_PENDING);
+	move(m, id, t, TASK_PENDING);
 	return 1;
+}
+
+/* ---- whole-store walks: recovery and operators ---- */
+
+/* Calls fn on every task that still exists, in id order, while fn returns
+ * 0; returns the first non-zero return of fn, or 0. */
+typedef int (*task_fn)(struct store_mem *m, int64_t id, struct mtask *t, void *arg);
+
+static int each_task(struct store_mem *m, int64_t after, task_fn fn, void *arg)
+{
+	for (int64_t id = after + 1; id <= m->ntasks;) {
+		struct mseg *seg = seg_of(m, id);
+		size_t slot = (size_t)(id - 1) & (SEG_TASKS - 1);
+		if (!seg) {
+			id += (int64_t)(SEG_TASKS - slot);
+			continue;
+		}
+		size_t si = (size_t)(id - 1) >> SEG_BITS;
+		for (; slot < SEG_TASKS && id <= m->ntasks; slot++, id++) {
+			int rc = fn(m, id, &seg->t[slot], arg);
+			if (rc)
+				return rc;
+			if (m->segs[si] != seg) { /* forgotten: its tasks are all finished */
+				id += (int64_t)(SEG_TASKS - slot - 1);
+				break;
+			}
+		}
+	}
+	return 0;
+}
+
+struct walk {
+	int group; /* -1 = every group */
+	double now;
+	int count;
+};
+
+static int recover_one(struct store_mem *m, int64_t id, struct mtask *t, void *arg)
+{
+	struct walk *w = arg;
+	if (t->state != TASK_RUNNING)
+		return 0;
+	make_ready(group_of(m, t), t, id); /* room reserved by the caller */
+	move(m, id, t, TASK_PENDING);
+	w->count++;
+	return 0;
 }
 
 int store_memory_recover(struct store *s)
@@ -418,60 +629,62 @@ int store_memory_recover(struct store *s)
 		if (id_heap_reserve(&g->ready, (size_t)g->n[TASK_RUNNING]) < 0)
 			return oom(s, "store_recover");
 	}
-	int n = 0;
-	for (size_t i = 0; i < m->ntasks; i++) {
-		struct mtask *t = &m->tasks[i];
-		if (t->state != TASK_RUNNING)
-			continue;
-		make_ready(group_of(m, t), t, (int64_t)i + 1); /* reserved above */
-		move(m, t, TASK_PENDING);
-		n++;
-	}
-	return n;
+	struct walk w = {.group = -1};
+	each_task(m, 0, recover_one, &w);
+	return w.count;
 }
 
-static int cancel_one(struct store_mem *m, struct mtask *t, double now)
+static int cancel_one(struct store_mem *m, int64_t id, struct mtask *t, double now)
 {
 	if (t->state != TASK_PENDING && t->state != TASK_FAILED && t->state != TASK_RUNNING)
 		return 0;
 	t->finished = now;
-	move(m, t, TASK_CANCELLED);
+	move(m, id, t, TASK_CANCELLED);
 	return 1;
 }
 
 /* dead or cancelled -> pending, as new; the caller has reserved room in
  * the ready heap. */
-static int retry_one(struct store_mem *m, struct mtask *t, int64_t id)
+static int retry_one(struct store_mem *m, int64_t id, struct mtask *t)
 {
 	if (t->state != TASK_DEAD && t->state != TASK_CANCELLED)
 		return 0;
 	if (make_ready(group_of(m, t), t, id) < 0)
 		return -1;
 	t->attempts = 0;
-	free(t->result);
+	t->result = NULL; /* its bytes stay in the arena until the segment goes */
 	free(t->error);
-	t->result = t->error = NULL;
+	t->error = NULL;
 	t->finished = 0;
 	t->not_before = 0;
-	move(m, t, TASK_PENDING);
+	move(m, id, t, TASK_PENDING);
 	return 1;
 }
 
-/* The tasks one operator action is about: id > 0 alone (in group, if
- * given), else every task of group, or of every group when group is NULL. */
-static int select_groups(struct store *s, const char *group, size_t *first, size_t *end)
+static int cancel_walk(struct store_mem *m, int64_t id, struct mtask *t, void *arg)
 {
-	struct store_mem *m = s->mem;
-	*first = 0;
-	*end = m->names.len;
-	if (group) {
-		int gi = name_map_find(&m->names, group);
-		if (gi < 0)
-			return -1;
-		*first = (size_t)gi;
-		*end = (size_t)gi + 1;
-	}
+	struct walk *w = arg;
+	if (w->group < 0 || t->group == w->group)
+		w->count += cancel_one(m, id, t, w->now);
 	return 0;
+}
+
+static int retry_walk(struct store_mem *m, int64_t id, struct mtask *t, void *arg)
+{
+	struct walk *w = arg;
+	if (w->group < 0 || t->group == w->group)
+		w->count += retry_one(m, id, t);
+	return 0;
+}
+
+/* The group an operator action is about: -1 for every group, -2 if the
+ * named group has no tasks at all. */
+static int walk_group(struct store_mem *m, const char *group)
+{
+	if (!group)
+		return -1;
+	int gi = name_map_find(&m->names, group);
+	return gi < 0 ? -2 : gi;
 }
 
 static bool in_group(struct store_mem *m, const struct mtask *t, const char *group)
@@ -484,20 +697,13 @@ int store_memory_cancel(struct store *s, const char *group, int64_t id, double n
 	struct store_mem *m = s->mem;
 	if (id > 0) {
 		struct mtask *t = task_at(m, id);
-		return t && in_group(m, t, group) ? cancel_one(m, t, now) : 0;
+		return t && in_group(m, t, group) ? cancel_one(m, id, t, now) : 0;
 	}
-	size_t first, end;
-	if (select_groups(s, group, &first, &end) < 0)
+	struct walk w = {.group = walk_group(m, group), .now = now};
+	if (w.group == -2)
 		return 0;
-	int n = 0;
-	for (size_t gi = first; gi < end; gi++) {
-		struct mgroup *g = &m->groups[gi];
-		if (!g->n[TASK_PENDING] && !g->n[TASK_FAILED] && !g->n[TASK_RUNNING])
-			continue;
-		for (size_t i = 0; i < g->nids; i++)
-			n += cancel_one(m, &m->tasks[g->ids[i] - 1], now);
-	}
-	return n;
+	each_task(m, 0, cancel_walk, &w);
+	return w.count;
 }
 
 int store_memory_retry(struct store *s, const char *group, int64_t id)
@@ -507,90 +713,102 @@ int store_memory_retry(struct store *s, const char *group, int64_t id)
 		struct mtask *t = task_at(m, id);
 		if (!t || !in_group(m, t, group))
 			return 0;
-		int rc = retry_one(m, t, id);
+		int rc = retry_one(m, id, t);
 		return rc < 0 ? oom(s, "store_retry") : rc;
 	}
-	size_t first, end;
-	if (select_groups(s, group, &first, &end) < 0)
+	struct walk w = {.group = walk_group(m, group)};
+	if (w.group == -2)
 		return 0;
-	for (size_t gi = first; gi < end; gi++) {
+	for (size_t gi = 0; gi < m->names.len; gi++) {
 		struct mgroup *g = &m->groups[gi];
-		if (id_heap_reserve(&g->ready, (size_t)(g->n[TASK_DEAD] + g->n[TASK_CANCELLED])) <
-		    0)
+		if ((w.group < 0 || (int)gi == w.group) &&
+		    id_heap_reserve(&g->ready, (size_t)(g->n[TASK_DEAD] + g->n[TASK_CANCELLED])) <
+		        0)
 			return oom(s, "store_retry");
 	}
-	int n = 0;
-	for (size_t gi = first; gi < end; gi++) {
-		struct mgroup *g = &m->groups[gi];
-		if (!g->n[TASK_DEAD] && !g->n[TASK_CANCELLED])
-			continue;
-		for (size_t i = 0; i < g->nids; i++)
-			n += retry_one(m, &m->tasks[g->ids[i] - 1], g->ids[i]);
+	each_task(m, 0, retry_walk, &w);
+	return w.count;
+}
+
+/* A copy of task id for the caller; -1 when out of memory (out untouched). */
+static int copy_out(struct store_mem *m, int64_t id, const struct mtask *t, struct task *out)
+{
+	const char *worker = t->worker >= 0 ? m->workers.names[t->worker] : NULL;
+	struct task c = {
+	    .id = id,
+	    .group = strdup(m->names.names[t->group]),
+	    .payload = store_dup(t->payload, t->len),
+	    .len = t->len,
+	    .state = (enum task_state)t->state,
+	    .attempts = t->attempts,
+	    .lease = t->lease,
+	    .worker = worker ? strdup(worker) : NULL,
+	    .result = t->result ? strdup(t->result) : NULL,
+	    .error = t->error ? strdup(t->error) : NULL,
+	    .created = t->created,
+	    .started = t->started,
+	    .finished = t->finished,
+	    .not_before = t->not_before,
+	};
+	if (!c.group || !c.payload || (worker && !c.worker) || (t->result && !c.result) ||
+	    (t->error && !c.error)) {
+		task_free(&c);
+		return -1;
 	}
-	return n;
+	*out = c;
+	return 0;
 }
 
 int store_memory_get(struct store *s, int64_t id, struct task *out)
 {
 	struct store_mem *m = s->mem;
-	if (!task_at(m, id))
+	struct mtask *t = task_at(m, id);
+	if (!t)
 		return 0;
-	if (copy_out(m, id, out) < 0)
+	if (copy_out(m, id, t, out) < 0)
 		return oom(s, "store_get");
 	return 1;
 }
 
-/* The first index in ids[0..n) holding an id > after (ids ascend). */
-static size_t first_after(const int64_t *ids, size_t n, int64_t after)
+struct list_walk {
+	int group, state;
+	struct task *out;
+	int n, max;
+};
+
+static int list_one(struct store_mem *m, int64_t id, struct mtask *t, void *arg)
 {
-	size_t lo = 0, hi = n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (ids[mid] <= after)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	struct list_walk *w = arg;
+	if ((w->group >= 0 && t->group != w->group) || (w->state >= 0 && t->state != w->state))
+		return 0;
+	if (copy_out(m, id, t, &w->out[w->n]) < 0)
+		return -1;
+	return ++w->n == w->max;
 }
 
 int store_memory_list(struct store *s, const char *group, int state, int64_t after,
                       struct task *out, int max)
 {
 	struct store_mem *m = s->mem;
-	const int64_t *ids = NULL;
-	size_t nids = m->ntasks, i = (size_t)after;
-	if (group) {
-		int gi = name_map_find(&m->names, group);
-		if (gi < 0)
-			return 0;
-		ids = m->groups[gi].ids;
-		nids = m->groups[gi].nids;
-		i = first_after(ids, nids, after);
+	struct list_walk w = {
+	    .group = walk_group(m, group), .state = state, .out = out, .max = max};
+	if (w.group == -2)
+		return 0;
+	if (each_task(m, after, list_one, &w) < 0) {
+		while (w.n > 0)
+			task_free(&out[--w.n]);
+		return oom(s, "store_list");
 	}
-	int n = 0;
-	for (; i < nids && n < max; i++) {
-		int64_t id = ids ? ids[i] : (int64_t)i + 1;
-		if (state >= 0 && m->tasks[id - 1].state != (enum task_state)state)
-			continue;
-		if (copy_out(m, id, &out[n]) < 0) {
-			while (n > 0)
-				task_free(&out[--n]);
-			return oom(s, "store_list");
-		}
-		n++;
-	}
-	return n;
+	return w.n;
 }
 
 int store_memory_counts(struct store *s, const char *group, struct store_counts *out)
 {
 	struct store_mem *m = s->mem;
-	size_t first, end;
-	if (select_groups(s, group, &first, &end) < 0)
-		return 0;
-	for (size_t gi = first; gi < end; gi++)
-		for (int st = 0; st < TASK__COUNT; st++)
-			out->n[st] += m->groups[gi].n[st];
+	int only = walk_group(m, group);
+	for (size_t gi = 0; gi < m->names.len; gi++)
+		if (only == -1 || (int)gi == only)
+			for (int st = 0; st < TASK__COUNT; st++)
+				out->n[st] += m->groups[gi].n[st];
 	return 0;
 }

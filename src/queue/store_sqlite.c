@@ -64,6 +64,7 @@ enum {
 	Q_PENDING,
 	Q_PROMOTE,
 	Q_GET,
+	Q_DUE_ROW,
 	Q_MARK_RANGE,
 	Q_MARK,
 	Q_LEASE,
@@ -92,8 +93,9 @@ static const char *const queries[Q__COUNT] = {
     [Q_COMMIT] = "COMMIT",
     [Q_PUSH] = "INSERT OR FAIL INTO tasks(grp, payload, state, created)"
                " VALUES(?1, ?2, 'pending', ?3)",
-    [Q_PENDING] = "SELECT " COLS " FROM tasks WHERE grp = ?1 AND state = 'pending'"
+    [Q_PENDING] = "SELECT id, payload, attempts FROM tasks WHERE grp = ?1 AND state = 'pending'"
                   " ORDER BY id LIMIT ?2",
+    [Q_DUE_ROW] = "SELECT state, not_before, payload, attempts FROM tasks WHERE id = ?1",
     [Q_PROMOTE] = "SELECT id FROM tasks INDEXED BY tasks_due WHERE grp = ?1 AND state = 'failed'"
                   " AND not_before > ?2 AND not_before <= ?3",
     [Q_GET] = "SELECT " COLS " FROM tasks WHERE id = ?1",
@@ -138,6 +140,14 @@ struct sgroup {
 	double promoted;
 };
 
+/* A task a take is about to mark running; its payload is at scratch + off. */
+struct pick {
+	int64_t id;
+	size_t off, len;
+	int attempts; /* before this take */
+	bool failed;  /* a retry whose time has come (else pending) */
+};
+
 struct store_sql {
 	sqlite3 *db;
 	char *path;
@@ -150,6 +160,12 @@ struct store_sql {
 	bool broken; /* the open batch failed part way: commit rolls it back */
 	char why[512];
 	uint64_t next_lease, lease_limit; /* leases <= lease_limit are reserved */
+	/* what the current take picked, and their payloads (the lease's
+	 * payload points here until the next call) */
+	struct pick *picks;
+	size_t pickcap;
+	char *scratch;
+	size_t scratch_len, scratch_cap;
 };
 
 static int db_err(struct store *s, const char *op)
@@ -407,6 +423,8 @@ void store_sqlite_close(struct store *s)
 	free(q->groups);
 	name_map_free(&q->names);
 	run_map_free(&q->running);
+	free(q->picks);
+	free(q->scratch);
 	free(q->path);
 	free(q);
 	s->sql = NULL;
@@ -449,7 +467,7 @@ int store_sqlite_push(struct store *s, const char *group, const char *payload, s
 	sqlite3_stmt *st = q->q[Q_PUSH];
 	sqlite3_bind_text(st, 1, group, -1, SQLITE_STATIC);
 	sqlite3_bind_blob64(st, 2, payload, len, SQLITE_STATIC);
-	sqlite3_bind_double(st, 3, store_wallclock());
+	sqlite3_bind_double(st, 3, store_batch_clock(s));
 	if (run(s, Q_PUSH, "store_push") < 0)
 		return tx_abort(s, false, false);
 	*id = sqlite3_last_insert_rowid(q->db);
@@ -527,18 +545,44 @@ static int promote(struct store *s, struct sgroup *g, const char *group, double 
 	return 0;
 }
 
-/* Put due tasks of g (lowest id first) among the *np pending ones already
- * in out[], keeping id order and at most max. 0 or -1; *np stays exact
- * either way, for the caller to free. */
-static int merge_due(struct store *s, struct sgroup *g, double now, struct task *out, int *np,
-                     int max)
+/* Copy a payload column into the scratch buffer; its offset in *off. */
+static int scratch_add(struct store *s, sqlite3_stmt *st, int col, struct pick *p)
 {
-	sqlite3_stmt *get = s->sql->q[Q_GET];
+	struct store_sql *q = s->sql;
+	const void *data = sqlite3_column_blob(st, col);
+	size_t len = (size_t)sqlite3_column_bytes(st, col);
+	if (q->scratch_len + len + 1 > q->scratch_cap) {
+		size_t cap = q->scratch_cap ? q->scratch_cap : 4096;
+		while (cap < q->scratch_len + len + 1)
+			cap *= 2;
+		char *b = realloc(q->scratch, cap);
+		if (!b)
+			return store_fail_msg(s, "store_take: out of memory for a %zu-byte payload",
+			                      len);
+		q->scratch = b;
+		q->scratch_cap = cap;
+	}
+	p->off = q->scratch_len;
+	p->len = len;
+	if (len)
+		memcpy(q->scratch + p->off, data, len);
+	q->scratch[p->off + len] = '\0';
+	q->scratch_len += len + 1;
+	return 0;
+}
+
+/* Put due tasks of g (lowest id first) among the *np pending ones already
+ * in picks[], keeping id order and at most max. 0 or -1. */
+static int merge_due(struct store *s, struct sgroup *g, double now, int *np, int max)
+{
+	struct store_sql *q = s->sql;
+	sqlite3_stmt *get = q->q[Q_DUE_ROW];
+	struct pick *picks = q->picks;
 	int j = 0;
 	int64_t last = 0;
 	while (g->due.len) {
 		int64_t id = g->due.v[0];
-		while (j < *np && out[j].id < id)
+		while (j < *np && picks[j].id < id)
 			j++;
 		if (j == max)
 			break;
@@ -548,25 +592,26 @@ static int merge_due(struct store *s, struct sgroup *g, double now, struct task 
 		last = id;
 		sqlite3_bind_int64(get, 1, id);
 		int rc = sqlite3_step(get);
-		struct task t;
 		if (rc != SQLITE_ROW) {
 			sqlite3_reset(get);
 			if (rc == SQLITE_DONE)
 				continue;
 			return db_err(s, "store_take");
 		}
-		int err = read_row(s, get, &t, "store_take");
+		const char *state = (const char *)sqlite3_column_text(get, 0);
+		if (!state || strcmp(state, "failed") != 0 || sqlite3_column_double(get, 1) > now) {
+			sqlite3_reset(get); /* cancelled, or failed again for later */
+			continue;
+		}
+		struct pick p = {.id = id, .attempts = sqlite3_column_int(get, 3), .failed = true};
+		int err = scratch_add(s, get, 2, &p);
 		sqlite3_reset(get);
 		if (err < 0)
 			return -1;
-		if (t.state != TASK_FAILED || t.not_before > now) {
-			task_free(&t); /* cancelled, or failed again for later */
-			continue;
-		}
 		if (*np == max)
-			task_free(&out[--*np]);
-		memmove(&out[j + 1], &out[j], (size_t)(*np - j) * sizeof(*out));
-		out[j++] = t;
+			--*np; /* the last pending one waits for the next take */
+		memmove(&picks[j + 1], &picks[j], (size_t)(*np - j) * sizeof(*picks));
+		picks[j++] = p;
 		++*np;
 	}
 	return 0;
@@ -583,20 +628,21 @@ static int reserve_leases(struct store *s, uint64_t n)
 	return run(s, Q_LEASE, "store_take: reserving leases");
 }
 
-/* Mark out[0..n) running. The pending ones are the first of the group by
- * id: one UPDATE takes them all, each with lease = base + id (unique,
- * above every earlier lease; the gaps cost nothing in 63 bits). The due
- * ones, if any, are marked one by one. */
-static int mark_running(struct store *s, int gi, const char *worker, double now, struct task *out,
-                        int n)
+/* Mark picks[0..n) running and fill out[]. The pending ones are the first
+ * of the group by id: one UPDATE takes them all, each with lease = base +
+ * id (unique, above every earlier lease; the gaps cost nothing in 63
+ * bits). The due ones, if any, are marked one by one. */
+static int mark_running(struct store *s, int gi, const char *worker, double now,
+                        struct task_lease *out, int n)
 {
 	struct store_sql *q = s->sql;
+	const struct pick *picks = q->picks;
 	int64_t first = 0, last = 0;
 	int npending = 0;
 	for (int i = 0; i < n; i++)
-		if (out[i].state == TASK_PENDING) {
-			first = first ? first : out[i].id;
-			last = out[i].id;
+		if (!picks[i].failed) {
+			first = first ? first : picks[i].id;
+			last = picks[i].id;
 			npending++;
 		}
 	uint64_t span = npending ? (uint64_t)(last - first) + 1 : 0;
@@ -621,31 +667,27 @@ static int mark_running(struct store *s, int gi, const char *worker, double now,
 	bind_text(st, 3, worker);
 	sqlite3_bind_double(st, 4, now);
 	for (int i = 0; i < n; i++) {
-		struct task *t = &out[i];
-		char *w = NULL;
-		if (worker && !(w = strdup(worker)))
-			return store_fail_msg(s, "store_take: out of memory");
-		if (t->state == TASK_PENDING) {
-			t->lease = (uint64_t)(base + t->id);
+		const struct pick *p = &picks[i];
+		uint64_t lease;
+		if (!p->failed) {
+			lease = (uint64_t)(base + p->id);
 		} else {
-			t->lease = q->next_lease++;
-			sqlite3_bind_int64(st, 1, t->id);
-			sqlite3_bind_int64(st, 2, (sqlite3_int64)t->lease);
-			if (run(s, Q_MARK, "store_take") < 0) {
-				free(w);
+			lease = q->next_lease++;
+			sqlite3_bind_int64(st, 1, p->id);
+			sqlite3_bind_int64(st, 2, (sqlite3_int64)lease);
+			if (run(s, Q_MARK, "store_take") < 0)
 				return -1;
-			}
 		}
-		count_move(q, gi, t->state, TASK_RUNNING);
-		t->state = TASK_RUNNING;
-		t->attempts++;
-		free(t->worker);
-		t->worker = w;
-		t->started = now;
-		run_map_put(&q->running, (struct run_entry){.id = t->id,
-		                                            .lease = t->lease,
+		count_move(q, gi, p->failed ? TASK_FAILED : TASK_PENDING, TASK_RUNNING);
+		out[i] = (struct task_lease){.id = p->id,
+		                             .lease = lease,
+		                             .attempts = p->attempts + 1,
+		                             .payload = q->scratch + p->off,
+		                             .len = p->len};
+		run_map_put(&q->running, (struct run_entry){.id = p->id,
+		                                            .lease = lease,
 		                                            .group = gi,
-		                                            .attempts = t->attempts});
+		                                            .attempts = p->attempts + 1});
 	}
 	return 0;
 }
@@ -653,7 +695,7 @@ static int mark_running(struct store *s, int gi, const char *worker, double now,
 /* Pending tasks come from the queue index in id order; failed tasks whose
  * time has come wait in g->due, also by id; the two are merged. */
 int store_sqlite_take(struct store *s, const char *group, const char *worker, double now,
-                      struct task *out, int max)
+                      struct task_lease *out, int max)
 {
 	struct store_sql *q = s->sql;
 	if (ready(s, true, "store_take") < 0)
@@ -666,6 +708,14 @@ int store_sqlite_take(struct store *s, const char *group, const char *worker, do
 		return 0;
 	if (run_map_reserve(&q->running, (size_t)max) < 0)
 		return store_fail_msg(s, "store_take: out of memory");
+	if ((size_t)max > q->pickcap) {
+		struct pick *v = realloc(q->picks, (size_t)max * sizeof(*v));
+		if (!v)
+			return store_fail_msg(s, "store_take: out of memory");
+		q->picks = v;
+		q->pickcap = (size_t)max;
+	}
+	q->scratch_len = 0;
 	bool own;
 	if (tx_open(s, &own, "store_take") < 0)
 		return -1;
@@ -676,7 +726,10 @@ int store_sqlite_take(struct store *s, const char *group, const char *worker, do
 		sqlite3_bind_int(st, 2, max);
 		int rc = SQLITE_DONE;
 		while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-			if (read_row(s, st, &out[n], "store_take") < 0)
+			struct pick *p = &q->picks[n];
+			*p = (struct pick){.id = sqlite3_column_int64(st, 0),
+			                   .attempts = sqlite3_column_int(st, 2)};
+			if (scratch_add(s, st, 1, p) < 0)
 				break;
 			n++;
 		}
@@ -688,14 +741,12 @@ int store_sqlite_take(struct store *s, const char *group, const char *worker, do
 	}
 	if (!g->n[TASK_FAILED])
 		g->due.len = 0; /* nothing failed: whatever is left there is stale */
-	else if (promote(s, g, group, now) < 0 || merge_due(s, g, now, out, &n, max) < 0)
+	else if (promote(s, g, group, now) < 0 || merge_due(s, g, now, &n, max) < 0)
 		goto fail;
 	if (mark_running(s, gi, worker, now, out, n) < 0 || tx_close(s, own, "store_take") < 0)
 		goto fail;
 	return n;
 fail:
-	for (int i = 0; i < n; i++)
-		task_free(&out[i]);
 	return tx_abort(s, own, true);
 }
 

@@ -169,27 +169,25 @@ static void test_push_take_ack(void **state)
 	struct store *s = f->s;
 	int64_t id = push(s, "sq", "3");
 	expect_counts(s, "sq", 1, 0, 0, 0, 0, 0);
-	struct task t[4];
+	struct task_lease t[4];
 	assert_int_equal(store_take(s, "sq", "sq_00", 100.0, t, 4), 1);
 	assert_int_equal(t[0].id, id);
-	assert_string_equal(t[0].group, "sq");
 	assert_string_equal(t[0].payload, "3");
 	assert_int_equal(t[0].len, 1);
-	assert_int_equal(t[0].state, TASK_RUNNING);
 	assert_int_equal(t[0].attempts, 1);
 	assert_true(t[0].lease != 0);
-	assert_string_equal(t[0].worker, "sq_00");
-	assert_true(t[0].started == 100.0);
-	assert_true(t[0].created > 0);
-	assert_null(t[0].result);
 	expect_counts(s, "sq", 0, 1, 0, 0, 0, 0);
 	/* what take returned is what the store holds */
 	struct task g;
 	get(s, id, &g);
+	assert_string_equal(g.group, "sq");
 	assert_int_equal(g.state, TASK_RUNNING);
 	assert_int_equal(g.lease, t[0].lease);
 	assert_int_equal(g.attempts, 1);
 	assert_string_equal(g.worker, "sq_00");
+	assert_true(g.started == 100.0);
+	assert_true(g.created > 0);
+	assert_null(g.result);
 	task_free(&g);
 
 	assert_int_equal(store_ack(s, id, t[0].lease, "9", 1, 101.0), 1);
@@ -201,7 +199,6 @@ static void test_push_take_ack(void **state)
 	task_free(&g);
 	expect_counts(s, "sq", 0, 0, 1, 0, 0, 0);
 	assert_int_equal(store_take(s, "sq", "sq_00", 102.0, t, 4), 0);
-	task_free(&t[0]);
 	assert_int_equal(store_take(s, "nobody", "w", 102.0, t, 4), 0);
 }
 
@@ -217,24 +214,25 @@ static void test_binary_and_empty(void **state)
 	assert_int_equal(store_push(s, "", "x", 1, &b), -1);
 	assert_int_equal(store_push(s, NULL, "x", 1, &b), -1);
 	assert_int_equal(store_push(s, "g", "", 0, &b), 0);
-	struct task t[3];
+	struct task_lease t[3];
 	assert_int_equal(store_take(s, "g", NULL, 1.0, t, 3), 3);
 	assert_int_equal(t[0].len, 3);
 	assert_memory_equal(t[0].payload, "x\0y", 4);
 	assert_int_equal(t[1].len, 0);
 	assert_string_equal(t[1].payload, "");
-	assert_null(t[0].worker);
+	struct task g;
+	get(s, t[0].id, &g);
+	assert_null(g.worker);
+	task_free(&g);
 	/* an empty answer is kept as "", no answer at all as NULL */
 	assert_int_equal(store_ack(s, t[1].id, t[1].lease, "", 0, 2.0), 1);
 	assert_int_equal(store_ack(s, t[2].id, t[2].lease, NULL, 0, 2.0), 1);
-	struct task g;
 	get(s, t[1].id, &g);
 	assert_string_equal(g.result, "");
 	task_free(&g);
 	get(s, t[2].id, &g);
 	assert_null(g.result);
 	task_free(&g);
-	free_tasks(t, 3);
 	assert_int_equal(store_take(s, "g", "w", 1.0, t, -1), -1);
 	assert_int_equal(store_take(s, "g", "w", 1.0, NULL, 0), 0);
 }
@@ -251,24 +249,21 @@ static void test_take_order_and_max(void **state)
 		if (i < 3)
 			b[i] = push(s, "b", "b");
 	}
-	struct task t[10];
+	struct task_lease t[10];
 	assert_int_equal(store_take(s, "a", "a_00", 1.0, t, 3), 3);
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(t[i].id, a[i]);
-		assert_string_equal(t[i].group, "a");
 		assert_true(t[i].lease != 0);
 		if (i > 0)
 			assert_true(t[i].lease > t[i - 1].lease);
 	}
 	uint64_t last = t[2].lease;
-	free_tasks(t, 3);
 	assert_int_equal(store_take(s, "a", "a_01", 1.0, t, 10), 7);
 	for (int i = 0; i < 7; i++) {
 		assert_int_equal(t[i].id, a[i + 3]);
 		assert_true(t[i].lease > last);
 		last = t[i].lease;
 	}
-	free_tasks(t, 7);
 	assert_int_equal(store_take(s, "a", "a_01", 1.0, t, 10), 0);
 	expect_counts(s, "b", 3, 0, 0, 0, 0, 0);
 	assert_int_equal(store_take(s, "b", "b_00", 1.0, t, 10), 3);
@@ -277,7 +272,6 @@ static void test_take_order_and_max(void **state)
 		assert_true(t[i].lease > last);
 		last = t[i].lease;
 	}
-	free_tasks(t, 3);
 	expect_counts(s, NULL, 0, 13, 0, 0, 0, 0);
 }
 
@@ -287,10 +281,9 @@ static void test_stale_lease(void **state)
 	struct fx *f = *state;
 	struct store *s = f->s;
 	int64_t id = push(s, "g", "p");
-	struct task t;
+	struct task_lease t;
 	assert_int_equal(store_take(s, "g", "w1", 1.0, &t, 1), 1);
 	uint64_t first = t.lease;
-	task_free(&t);
 	assert_int_equal(store_ack(s, id, first + 1, "wrong", 5, 2.0), 0);
 	assert_int_equal(store_ack(s, 999, first, "none", 4, 2.0), 0);
 	assert_int_equal(store_ack(s, id, 0, "zero", 4, 2.0), 0);
@@ -300,7 +293,6 @@ static void test_stale_lease(void **state)
 	assert_int_equal(store_requeue(s, id, first, true), 0);
 	assert_int_equal(store_take(s, "g", "w2", 3.0, &t, 1), 1);
 	uint64_t second = t.lease;
-	task_free(&t);
 	assert_true(second > first);
 	/* the first worker answers late: a duplicate */
 	assert_int_equal(store_ack(s, id, first, "late", 4, 4.0), 0);
@@ -326,7 +318,7 @@ static void test_fail_then_dead(void **state)
 	struct fx *f = *state;
 	struct store *s = f->s;
 	int64_t id = push(s, "g", "p");
-	struct task t;
+	struct task_lease t;
 	double now = 10.0;
 	for (int attempt = 1; attempt <= 3; attempt++) {
 		assert_int_equal(store_take(s, "g", "w", now, &t, 1), 1);
@@ -335,7 +327,6 @@ static void test_fail_then_dead(void **state)
 		char why[32];
 		snprintf(why, sizeof(why), "exit %d", attempt);
 		assert_int_equal(store_fail(s, id, t.lease, why, 3, now + 5, now), 1);
-		task_free(&t);
 		if (attempt == 3)
 			break;
 		struct task g;
@@ -370,7 +361,6 @@ static void test_fail_then_dead(void **state)
 	task_free(&g);
 	assert_int_equal(store_take(s, "g", "w", now, &t, 1), 1);
 	assert_int_equal(t.attempts, 1);
-	task_free(&t);
 }
 
 /* a retry waiting for later does not hold up younger tasks, and takes its
@@ -382,20 +372,20 @@ static void test_failed_does_not_block(void **state)
 	int64_t a = push(s, "g", "a");
 	int64_t b = push(s, "g", "b");
 	int64_t c = push(s, "g", "c");
-	struct task t[3];
+	struct task_lease t[3];
 	assert_int_equal(store_take(s, "g", "w", 0.0, t, 1), 1);
 	assert_int_equal(t[0].id, a);
 	assert_int_equal(store_fail(s, a, t[0].lease, "boom", 5, 100.0, 0.0), 1);
-	task_free(&t[0]);
 	assert_int_equal(store_take(s, "g", "w", 50.0, t, 1), 1);
 	assert_int_equal(t[0].id, b);
-	task_free(&t[0]);
 	assert_int_equal(store_take(s, "g", "w", 100.0, t, 3), 2);
 	assert_int_equal(t[0].id, a);
 	assert_int_equal(t[0].attempts, 2);
-	assert_string_equal(t[0].error, "boom"); /* the last error stays visible */
+	struct task g;
+	get(s, a, &g);
+	assert_string_equal(g.error, "boom"); /* the last error stays visible */
+	task_free(&g);
 	assert_int_equal(t[1].id, c);
-	free_tasks(t, 2);
 	expect_counts(s, "g", 0, 3, 0, 0, 0, 0);
 }
 
@@ -407,34 +397,28 @@ static void test_due_order_and_clock(void **state)
 	int64_t id[6];
 	for (int i = 0; i < 6; i++)
 		id[i] = push(s, "g", "x");
-	struct task t[6];
+	struct task_lease t[6];
 	assert_int_equal(store_take(s, "g", "w", 0.0, t, 4), 4);
 	/* 1 and 3 fail, 0 and 2 come back as pending */
 	assert_int_equal(store_fail(s, id[1], t[1].lease, "e", 9, 10.0, 0.0), 1);
 	assert_int_equal(store_fail(s, id[3], t[3].lease, "e", 9, 20.0, 0.0), 1);
 	assert_int_equal(store_requeue(s, id[2], t[2].lease, false), 1);
 	assert_int_equal(store_requeue(s, id[0], t[0].lease, false), 1);
-	free_tasks(t, 4);
 	/* at 15 only 1 is due: 0, 1, 2, 4, 5 in id order */
 	assert_int_equal(store_take(s, "g", "w", 15.0, t, 2), 2);
 	assert_int_equal(t[0].id, id[0]);
 	assert_int_equal(t[1].id, id[1]);
-	free_tasks(t, 2);
 	/* 3 gets promoted at 25 but 2 comes first */
 	assert_int_equal(store_take(s, "g", "w", 25.0, t, 1), 1);
 	assert_int_equal(t[0].id, id[2]);
-	free_tasks(t, 1);
 	/* the clock steps back to 19: 3 is not due any more */
 	assert_int_equal(store_take(s, "g", "w", 19.0, t, 1), 1);
 	assert_int_equal(t[0].id, id[4]);
-	free_tasks(t, 1);
 	assert_int_equal(store_take(s, "g", "w", 19.5, t, 6), 1);
 	assert_int_equal(t[0].id, id[5]);
-	free_tasks(t, 1);
 	assert_int_equal(store_take(s, "g", "w", 19.9, t, 6), 0);
 	assert_int_equal(store_take(s, "g", "w", 20.0, t, 6), 1);
 	assert_int_equal(t[0].id, id[3]);
-	free_tasks(t, 1);
 	expect_counts(s, "g", 0, 6, 0, 0, 0, 0);
 }
 
@@ -446,23 +430,19 @@ static void test_due_requeued_twice(void **state)
 	int64_t x = push(s, "g", "x");
 	int64_t a = push(s, "g", "a");
 	int64_t y = push(s, "g", "y");
-	struct task t[5];
+	struct task_lease t[5];
 	assert_int_equal(store_take(s, "g", "w", 0.0, t, 3), 3);
 	assert_int_equal(store_requeue(s, x, t[0].lease, false), 1);
 	assert_int_equal(store_fail(s, a, t[1].lease, "e", 9, 10.0, 0.0), 1);
-	free_tasks(t, 3);
 	assert_int_equal(store_take(s, "g", "w", 20.0, t, 1), 1); /* a is due, x is lower */
 	assert_int_equal(t[0].id, x);
-	free_tasks(t, 1);
 	assert_int_equal(store_cancel(s, NULL, a, 20.0), 1);
 	assert_int_equal(store_retry(s, NULL, a), 1);
 	assert_int_equal(store_take(s, "g", "w", 20.0, t, 1), 1);
 	assert_int_equal(t[0].id, a);
 	assert_int_equal(store_fail(s, a, t[0].lease, "e", 9, 5.0, 20.0), 1);
-	free_tasks(t, 1);
 	assert_int_equal(store_take(s, "g", "w", 20.0, t, 5), 1);
 	assert_int_equal(t[0].id, a);
-	free_tasks(t, 1);
 	assert_int_equal(store_take(s, "g", "w", 30.0, t, 5), 0);
 	expect_counts(s, "g", 0, 3, 0, 0, 0, 0);
 	(void)y;
@@ -475,23 +455,20 @@ static void test_requeue(void **state)
 	int64_t id[3];
 	for (int i = 0; i < 3; i++)
 		id[i] = push(s, "g", "x");
-	struct task t[3];
+	struct task_lease t[3];
 	assert_int_equal(store_take(s, "g", "w", 1.0, t, 2), 2);
 	/* not to blame: the attempt is refunded, and it goes back to the head */
 	assert_int_equal(store_requeue(s, id[0], t[0].lease, true), 1);
 	assert_int_equal(state_of(s, id[0]), TASK_PENDING);
-	free_tasks(t, 2);
 	assert_int_equal(store_take(s, "g", "w", 2.0, t, 1), 1);
 	assert_int_equal(t[0].id, id[0]);
 	assert_int_equal(t[0].attempts, 1);
 	/* to blame: the attempt stays charged */
 	assert_int_equal(store_requeue(s, id[0], t[0].lease, false), 1);
-	free_tasks(t, 1);
 	assert_int_equal(store_take(s, "g", "w", 3.0, t, 3), 2);
 	assert_int_equal(t[0].id, id[0]);
 	assert_int_equal(t[0].attempts, 2);
 	assert_int_equal(t[1].id, id[2]);
-	free_tasks(t, 2);
 	expect_counts(s, "g", 0, 3, 0, 0, 0, 0);
 }
 
@@ -503,10 +480,9 @@ static void test_recover_after_crash(void **state)
 	int64_t id[3];
 	for (int i = 0; i < 3; i++)
 		id[i] = push(f->s, "g", "x");
-	struct task t[3];
+	struct task_lease t[3];
 	assert_int_equal(store_take(f->s, "g", "w", 1.0, t, 2), 2);
 	uint64_t old = t[1].lease;
-	free_tasks(t, 2);
 	reopen(f); /* closed without acking */
 	expect_counts(f->s, "g", 1, 2, 0, 0, 0, 0);
 	assert_int_equal(store_recover(f->s), 2);
@@ -524,7 +500,6 @@ static void test_recover_after_crash(void **state)
 		assert_true(t[i].lease > old); /* leases stay unique across restarts */
 	}
 	assert_int_equal(store_ack(f->s, id[1], old, "stale", 5, 3.0), 0);
-	free_tasks(t, 3);
 }
 
 static void test_counts(void **state)
@@ -534,13 +509,12 @@ static void test_counts(void **state)
 	for (int i = 0; i < 6; i++)
 		push(s, "a", "x");
 	push(s, "b", "y");
-	struct task t[6];
+	struct task_lease t[6];
 	assert_int_equal(store_take(s, "a", "w", 1.0, t, 5), 5);
 	assert_int_equal(store_ack(s, t[0].id, t[0].lease, "r", 1, 2.0), 1);
 	assert_int_equal(store_fail(s, t[1].id, t[1].lease, "e", 5, 99.0, 2.0), 1);
 	assert_int_equal(store_fail(s, t[2].id, t[2].lease, "e", 1, 99.0, 2.0), 1);
 	assert_int_equal(store_cancel(s, "a", t[3].id, 2.0), 1);
-	free_tasks(t, 5);
 	expect_counts(s, "a", 1, 1, 1, 1, 1, 1);
 	expect_counts(s, "b", 1, 0, 0, 0, 0, 0);
 	expect_counts(s, NULL, 2, 1, 1, 1, 1, 1);
@@ -562,11 +536,11 @@ static void test_list(void **state)
 		else
 			a[na++] = push(s, "a", "a");
 	}
-	struct task t[20];
-	assert_int_equal(store_take(s, "a", "w", 1.0, t, 4), 4);
+	struct task_lease l[4];
+	assert_int_equal(store_take(s, "a", "w", 1.0, l, 4), 4);
 	for (int i = 0; i < 4; i++)
-		assert_int_equal(store_ack(s, t[i].id, t[i].lease, "ok", 2, 2.0), 1);
-	free_tasks(t, 4);
+		assert_int_equal(store_ack(s, l[i].id, l[i].lease, "ok", 2, 2.0), 1);
+	struct task t[20];
 	/* group a, any state, pages of 8 */
 	int64_t after = 0;
 	int seen = 0, n;
@@ -613,7 +587,7 @@ static void test_list_every_filter(void **state)
 	static const char *const groups[] = {"a", "b", "c"};
 	for (int round = 0; round < 4; round++)
 		for (int gi = 0; gi < 3; gi++) {
-			struct task t[6];
+			struct task_lease t[6];
 			for (int i = 0; i < 6; i++)
 				push(s, groups[gi], "x");
 			/* of the 6 (and what earlier rounds left): done, failed,
@@ -624,7 +598,6 @@ static void test_list_every_filter(void **state)
 			assert_int_equal(store_fail(s, t[1].id, t[1].lease, "e", 9, 1e9, 2.0), 1);
 			assert_int_equal(store_fail(s, t[2].id, t[2].lease, "e", 1, 0, 2.0), 1);
 			assert_int_equal(store_cancel(s, NULL, t[3].id, 2.0), 1);
-			free_tasks(t, n);
 		}
 	enum { ALL = 4 * 3 * 6 };
 	struct task all[ALL];
@@ -670,14 +643,13 @@ static void test_cancel_retry(void **state)
 	for (int i = 0; i < 6; i++)
 		id[i] = push(s, "a", "x");
 	int64_t b = push(s, "b", "y");
-	struct task t[4];
+	struct task_lease t[4];
 	assert_int_equal(store_take(s, "a", "w", 1.0, t, 4), 4);
 	/* 0 done, 1 failed, 2 dead, 3 running, 4 and 5 pending */
 	assert_int_equal(store_ack(s, id[0], t[0].lease, "r", 1, 2.0), 1);
 	assert_int_equal(store_fail(s, id[1], t[1].lease, "e", 5, 50.0, 2.0), 1);
 	assert_int_equal(store_fail(s, id[2], t[2].lease, "e", 1, 50.0, 2.0), 1);
 	uint64_t running = t[3].lease;
-	free_tasks(t, 4);
 
 	/* by id */
 	assert_int_equal(store_cancel(s, NULL, id[0], 3.0), 0); /* done stays done */
@@ -727,7 +699,6 @@ static void test_cancel_retry(void **state)
 	}
 	/* the old lease of the cancelled-while-running task is still stale */
 	assert_int_equal(store_ack(s, id[3], running, "late", 4, 101.0), 0);
-	free_tasks(t, 4);
 
 	/* every group */
 	assert_int_equal(store_cancel(s, NULL, 0, 200.0), 6);
@@ -770,10 +741,9 @@ static void test_batch_calls(void **state)
 	assert_int_equal(store_begin(s), -1);
 	assert_non_null(strstr(store_error(s), "already open"));
 	int64_t id = push(s, "g", "x");
-	struct task t;
+	struct task_lease t;
 	assert_int_equal(store_take(s, "g", "w", 1.0, &t, 1), 1);
 	assert_int_equal(store_ack(s, id, t.lease, "r", 1, 2.0), 1);
-	task_free(&t);
 	assert_int_equal(store_commit(s), 0);
 	assert_int_equal(state_of(s, id), TASK_DONE);
 }
@@ -792,7 +762,7 @@ static void test_batch_100k(void **state)
 		assert_int_equal(id, i + 1);
 	}
 	assert_int_equal(store_commit(s), 0);
-	struct task t[TAKE];
+	struct task_lease t[TAKE];
 	int done = 0;
 	int64_t last = 0;
 	uint64_t lease = 0;
@@ -808,7 +778,6 @@ static void test_batch_100k(void **state)
 			    store_ack(s, t[i].id, t[i].lease, t[i].payload, t[i].len, 2.0), 1);
 		}
 		done += n;
-		free_tasks(t, n);
 		if (done % (TAKE * 100) == 0) { /* a commit every 100 loop turns */
 			assert_int_equal(store_commit(s), 0);
 			assert_int_equal(store_begin(s), 0);
@@ -835,13 +804,12 @@ static void test_persistence(void **state)
 	int64_t id[4];
 	for (int i = 0; i < 4; i++)
 		id[i] = push(f->s, "g", i == 3 ? "last" : "x");
-	struct task t[3];
+	struct task_lease t[3];
 	assert_int_equal(store_take(f->s, "g", "w", 1.0, t, 3), 3);
 	assert_int_equal(store_ack(f->s, id[0], t[0].lease, "answer", 6, 2.0), 1);
 	assert_int_equal(store_fail(f->s, id[1], t[1].lease, "oops", 1, 0, 2.0), 1);
 	assert_int_equal(store_cancel(f->s, NULL, id[2], 2.0), 1);
 	uint64_t max_lease = t[2].lease;
-	free_tasks(t, 3);
 	/* a batch never committed is lost, as in a crash */
 	assert_int_equal(store_begin(f->s), 0);
 	push(f->s, "g", "uncommitted");
@@ -867,7 +835,6 @@ static void test_persistence(void **state)
 	expect_counts(f->s, "g", 1, 0, 1, 0, 1, 1);
 	assert_int_equal(store_take(f->s, "g", "w", 3.0, t, 3), 1);
 	assert_true(t[0].lease > max_lease);
-	free_tasks(t, 1);
 	/* ids are not reused */
 	assert_true(push(f->s, "g", "new") > id[3]);
 }
@@ -917,7 +884,7 @@ static void test_changed_under_drover(void **state)
 {
 	struct fx *f = *state;
 	int64_t id = push(f->s, "g", "x");
-	struct task t;
+	struct task_lease t;
 	assert_int_equal(store_take(f->s, "g", "w", 1.0, &t, 1), 1);
 	sqlite3 *db;
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
@@ -926,13 +893,87 @@ static void test_changed_under_drover(void **state)
 	                 SQLITE_OK);
 	sqlite3_close(db);
 	assert_int_equal(store_ack(f->s, id, t.lease, "r", 1, 2.0), 0);
-	task_free(&t);
 	expect_counts(f->s, "g", 1, 0, 0, 0, 0, 0);
 	assert_int_equal(store_take(f->s, "g", "w", 3.0, &t, 1), 1);
 	assert_int_equal(t.attempts, 2);
 	assert_int_equal(store_ack(f->s, id, t.lease, "r", 1, 4.0), 1);
-	task_free(&t);
 	expect_counts(f->s, "g", 0, 0, 1, 0, 0, 0);
+}
+
+/* Forgetting (drover map): finished tasks go, by whole segments; what is
+ * still pending, running or waiting for a retry stays, with its payload. */
+#define FORGET_N 20000
+
+static void test_forget_finished(void **state)
+{
+	struct fx *f = *state;
+	struct store *s = f->s;
+	store_forget_finished(s);
+	for (int i = 1; i <= FORGET_N; i++) {
+		char p[16];
+		snprintf(p, sizeof(p), "%d", i);
+		assert_int_equal(push(s, "g", p), i);
+	}
+	struct task_lease t[256];
+	int64_t kept = 0, retried = 0;
+	uint64_t kept_lease = 0;
+	int n;
+	while ((n = store_take(s, "g", "w", 1.0, t, 256)) > 0)
+		for (int i = 0; i < n; i++) {
+			char want[16];
+			snprintf(want, sizeof(want), "%lld", (long long)t[i].id);
+			assert_string_equal(t[i].payload, want);
+			if (t[i].id == 7) { /* stays running */
+				kept = t[i].id;
+				kept_lease = t[i].lease;
+			} else if (t[i].id == 9000) { /* fails, to be retried */
+				retried = t[i].id;
+				assert_int_equal(
+				    store_fail(s, t[i].id, t[i].lease, "e", 3, 5.0, 1.0), 1);
+			} else {
+				assert_int_equal(store_ack(s, t[i].id, t[i].lease, "r", 1, 2.0), 1);
+			}
+		}
+	expect_counts(s, "g", 0, 1, FORGET_N - 2, 1, 0, 0);
+	struct task g;
+	/* a segment with no unfinished task is gone; one that holds a running
+	 * or failed task stays whole */
+	assert_int_equal(store_get(s, 5000, &g), 0);
+	get(s, 8, &g);
+	assert_int_equal(g.state, TASK_DONE);
+	assert_null(g.result); /* results are not kept: nobody asks */
+	task_free(&g);
+	get(s, kept, &g);
+	assert_int_equal(g.state, TASK_RUNNING);
+	task_free(&g);
+	/* the retry comes back with its payload */
+	assert_int_equal(store_take(s, "g", "w", 10.0, t, 4), 1);
+	assert_int_equal(t[0].id, retried);
+	assert_string_equal(t[0].payload, "9000");
+	assert_int_equal(store_ack(s, retried, t[0].lease, "r", 1, 11.0), 1);
+	assert_int_equal(store_ack(s, kept, kept_lease, "r", 1, 11.0), 1);
+	assert_int_equal(store_get(s, kept, &g), 0);
+	assert_int_equal(store_get(s, retried, &g), 0);
+	expect_counts(s, "g", 0, 0, FORGET_N, 0, 0, 0);
+}
+
+/* A cancel of a whole group frees segments while it walks them. */
+static void test_forget_while_cancelling(void **state)
+{
+	struct fx *f = *state;
+	struct store *s = f->s;
+	for (int i = 0; i < FORGET_N; i++)
+		push(s, "g", "x");
+	push(s, "other", "y");
+	store_forget_finished(s);
+	assert_int_equal(store_cancel(s, "g", 0, 1.0), FORGET_N);
+	expect_counts(s, "g", 0, 0, 0, 0, 0, FORGET_N);
+	struct task_lease t[4];
+	assert_int_equal(store_take(s, "g", "w", 2.0, t, 4), 0);
+	assert_int_equal(store_take(s, "other", "w", 2.0, t, 4), 1);
+	assert_string_equal(t[0].payload, "y");
+	struct task g;
+	assert_int_equal(store_get(s, 1, &g), 0);
 }
 
 #define BOTH(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -963,9 +1004,14 @@ int main(void)
 	    BOTH(test_open_errors), BOTH(test_persistence),          BOTH(test_cloexec),
 	    BOTH(test_sync_normal), BOTH(test_changed_under_drover),
 	};
+	const struct CMUnitTest memory_only[] = {
+	    BOTH(test_forget_finished),
+	    BOTH(test_forget_while_cancelling),
+	};
 	int failed = 0;
 	backend = "memory";
 	failed += cmocka_run_group_tests_name("store memory", common, NULL, NULL);
+	failed += cmocka_run_group_tests_name("store memory only", memory_only, NULL, NULL);
 	backend = "sqlite";
 	failed += cmocka_run_group_tests_name("store sqlite", common, NULL, NULL);
 	failed += cmocka_run_group_tests_name("store sqlite only", sqlite_only, NULL, NULL);
