@@ -22,30 +22,41 @@ struct group;
 struct inflight {
 	int64_t id;
 	uint64_t lease;
-	double sent; /* monotonic seconds */
+	double sent; /* monotonic seconds it was written; 0 = held back */
 	int attempts;
-	char *payload; /* for the results file */
+	uint32_t frame; /* bytes of its frame on the wire */
+	char *payload;  /* for the results file; NULL without one */
 	size_t len;
 };
 
-/* The task side of one worker: its stdin pipe and what it holds. */
+/* The task side of one worker: its stdin pipe and what it was leased. The
+ * ring holds those tasks in order:
+ *   [0, written)        framed into out: at the worker, or on their way;
+ *   [written, durable)  leased and committed, held back: the reserve,
+ *                       written as the worker answers, with no commit;
+ *   [durable, count)    leased in the open batch: not to reach the pipe
+ *                       before the commit.
+ * The frames of [written, count) wait in held, in order. */
 struct task_link {
 	struct worker *worker;
 	struct loop_watch in_watch; /* drover's end of the worker's stdin */
 	bool want_write;
 	char *out;
 	size_t outlen, outoff, outcap;
+	char *held;
+	size_t heldoff, heldlen, heldcap;
 	struct inflight *ring;
 	size_t head, count, cap;
+	size_t written, durable;
+	uint64_t sent_lease;   /* the last lease written */
+	uint64_t marked_lease; /* the last one the store was told of */
 	struct line_reader reader;
 	double progress; /* last result, or when the first task went out */
 	long long done;
+	long long rate_done; /* results since rate_since */
+	double rate_since, rate;
 	bool draining;     /* scaled away: no new tasks, stop once empty */
 	bool stall_warned; /* told the log this worker holds results back */
-	/* tasks taken this turn, not yet committed: on a failed commit their
-	 * frames are dropped (the rollback made them pending again) */
-	bool staged;
-	size_t committed_len, committed_count;
 	double drain_deadline;
 };
 

@@ -114,7 +114,16 @@ int store_fail(struct store *s, int64_t id, uint64_t lease, const char *error, i
  * match; refund: attempts - 1 (the task was not to blame). 1, 0, -1. */
 int store_requeue(struct store *s, int64_t id, uint64_t lease, bool refund);
 
-/* At start: every running task -> pending. Returns how many, or -1. */
+/* The tasks leased to worker up to lease (leases grow, so this is a
+ * prefix of its leases) have been written to it. A dispatcher that leases
+ * ahead says so before each commit: what was leased beyond the mark never
+ * reached the worker. */
+int store_mark_sent(struct store *s, const char *worker, uint64_t lease);
+
+/* At start: every running task -> pending, its attempt still charged
+ * (persisted before dispatch), unless its worker has a sent mark and it was
+ * leased beyond it: then it did not run, and gets its attempt back. The
+ * marks are forgotten. Returns how many, or -1. */
 int store_recover(struct store *s);
 
 /* Operator actions. id > 0: that task; id == 0: every task of group in the

@@ -99,7 +99,7 @@ void snapshot_build(struct supervisor *sup, struct snapshot *out)
 			sg->counts[w->fsm.state]++;
 			if (w->tasks) {
 				sw->tasks_done = w->tasks->done;
-				sw->tasks_inflight = (int)w->tasks->count;
+				sw->tasks_inflight = task_link_inflight(w);
 			}
 			if (w->pid > 0)
 				sg->actual++;

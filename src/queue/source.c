@@ -10,18 +10,13 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include "drover/queue.h"
 #include "drover/spawn.h"
 #include "drover/supervisor.h"
+#include "queue_internal.h"
 
 static void marker_path(struct supervisor *sup, struct group *g, char *out, size_t len)
 {
 	snprintf(out, len, "%s/source-%s.loaded", sup->cfg.state_dir, g->name);
-}
-
-static bool durable(const struct supervisor *sup)
-{
-	return sup->cfg.store == STORE_SQLITE && !sup->opts.store_kind;
 }
 
 static void source_event(struct supervisor *sup, struct group *g, enum event_level level,
@@ -44,7 +39,7 @@ static void source_done(struct supervisor *sup, struct group *g, long long count
 		source_event(sup, g, EVENT_ERROR, "error", "commit failed", count);
 		return;
 	}
-	if (durable(sup)) {
+	if (queue_durable(sup)) {
 		char path[4096];
 		marker_path(sup, g, path, sizeof(path));
 		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -172,7 +167,7 @@ void queue_source_start(struct supervisor *sup, struct group *g)
 	struct group_queue *q = g->queue;
 	q->group = g;
 	q->source_watch.fd = -1;
-	if (durable(sup)) {
+	if (queue_durable(sup)) {
 		char path[4096];
 		marker_path(sup, g, path, sizeof(path));
 		if (access(path, F_OK) == 0)

@@ -417,6 +417,15 @@ int store_requeue(struct store *s, int64_t id, uint64_t lease, bool refund)
 	return store_memory_requeue(s, id, lease, refund);
 }
 
+int store_mark_sent(struct store *s, const char *worker, uint64_t lease)
+{
+	if (!worker || !*worker)
+		return store_fail_msg(s, "store_mark_sent: no worker given");
+	if (s->backend == BACKEND_SQLITE)
+		return store_sqlite_mark_sent(s, worker, lease);
+	return store_memory_mark_sent(s, worker, lease);
+}
+
 int store_recover(struct store *s)
 {
 	if (s->backend == BACKEND_SQLITE)

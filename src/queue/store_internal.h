@@ -96,6 +96,7 @@ int store_memory_ack(struct store *s, int64_t id, uint64_t lease, const char *re
 int store_memory_fail(struct store *s, int64_t id, uint64_t lease, const char *error,
                       int max_attempts, double not_before, double now);
 int store_memory_requeue(struct store *s, int64_t id, uint64_t lease, bool refund);
+int store_memory_mark_sent(struct store *s, const char *worker, uint64_t lease);
 int store_memory_recover(struct store *s);
 int store_memory_cancel(struct store *s, const char *group, int64_t id, double now);
 int store_memory_retry(struct store *s, const char *group, int64_t id);
@@ -117,6 +118,7 @@ int store_sqlite_ack(struct store *s, int64_t id, uint64_t lease, const char *re
 int store_sqlite_fail(struct store *s, int64_t id, uint64_t lease, const char *error,
                       int max_attempts, double not_before, double now);
 int store_sqlite_requeue(struct store *s, int64_t id, uint64_t lease, bool refund);
+int store_sqlite_mark_sent(struct store *s, const char *worker, uint64_t lease);
 int store_sqlite_recover(struct store *s);
 int store_sqlite_cancel(struct store *s, const char *group, int64_t id, double now);
 int store_sqlite_retry(struct store *s, const char *group, int64_t id);

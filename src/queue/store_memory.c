@@ -81,6 +81,8 @@ struct store_mem {
 	int64_t ntasks; /* ids 1 .. ntasks have been handed out */
 	struct name_map names;
 	struct name_map workers;
+	uint64_t *sent; /* by worker index: 1 + the highest lease written, 0 = not told */
+	size_t sentcap;
 	struct mgroup *groups; /* by name index */
 	size_t gcap;
 	int last_group; /* the group of the last push: pushes come in runs */
@@ -343,6 +345,7 @@ void store_memory_close(struct store *s)
 	free(m->groups);
 	name_map_free(&m->names);
 	name_map_free(&m->workers);
+	free(m->sent);
 	free(m);
 	s->mem = NULL;
 }
@@ -610,11 +613,35 @@ struct walk {
 	int count;
 };
 
+int store_memory_mark_sent(struct store *s, const char *worker, uint64_t lease)
+{
+	struct store_mem *m = s->mem;
+	int wi = name_map_add(&m->workers, worker);
+	if (wi < 0)
+		return oom(s, "store_mark_sent");
+	if ((size_t)wi >= m->sentcap) {
+		size_t cap = m->sentcap ? m->sentcap * 2 : 16;
+		while (cap <= (size_t)wi)
+			cap *= 2;
+		uint64_t *v = realloc(m->sent, cap * sizeof(*v));
+		if (!v)
+			return oom(s, "store_mark_sent");
+		memset(v + m->sentcap, 0, (cap - m->sentcap) * sizeof(*v));
+		m->sent = v;
+		m->sentcap = cap;
+	}
+	m->sent[wi] = lease + 1;
+	return 0;
+}
+
 static int recover_one(struct store_mem *m, int64_t id, struct mtask *t, void *arg)
 {
 	struct walk *w = arg;
 	if (t->state != TASK_RUNNING)
 		return 0;
+	uint64_t mark = t->worker >= 0 && (size_t)t->worker < m->sentcap ? m->sent[t->worker] : 0;
+	if (mark && t->lease > mark - 1 && t->attempts > 0)
+		t->attempts--;             /* leased ahead, never written: it did not run */
 	make_ready(group_of(m, t), t, id); /* room reserved by the caller */
 	move(m, id, t, TASK_PENDING);
 	w->count++;
@@ -631,6 +658,8 @@ int store_memory_recover(struct store *s)
 	}
 	struct walk w = {.group = -1};
 	each_task(m, 0, recover_one, &w);
+	if (m->sentcap)
+		memset(m->sent, 0, m->sentcap * sizeof(*m->sent));
 	return w.count;
 }
 

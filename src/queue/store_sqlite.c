@@ -54,6 +54,7 @@ static const char schema_sql[] =
     "CREATE INDEX IF NOT EXISTS tasks_pending ON tasks(grp, id) WHERE state = 'pending';"
     "CREATE INDEX IF NOT EXISTS tasks_due ON tasks(grp, not_before) WHERE state = 'failed';"
     "CREATE INDEX IF NOT EXISTS tasks_held ON tasks(grp, state, id) WHERE " HELD ";"
+    "CREATE TABLE IF NOT EXISTS sent(worker TEXT PRIMARY KEY, lease INTEGER NOT NULL);"
     "INSERT OR IGNORE INTO meta VALUES('schema', 1);"
     "INSERT OR IGNORE INTO meta VALUES('lease', 0);";
 
@@ -72,6 +73,8 @@ enum {
 	Q_FAIL,
 	Q_REQUEUE,
 	Q_RECOVER,
+	Q_MARK_SENT,
+	Q_FORGET_SENT,
 	Q_HEAD,
 	Q_CANCEL_ID,
 	Q_CANCEL_PENDING,
@@ -112,7 +115,13 @@ static const char *const queries[Q__COUNT] = {
                " WHERE id = ?1 AND lease = ?2 AND state = 'running'",
     [Q_REQUEUE] = "UPDATE OR FAIL tasks SET state = 'pending', attempts = ?3"
                   " WHERE id = ?1 AND lease = ?2 AND state = 'running'",
-    [Q_RECOVER] = "UPDATE OR FAIL tasks SET state = 'pending' WHERE id = ?1 AND state = 'running'",
+    /* leased beyond its worker's sent mark: it never ran, the attempt
+     * is given back */
+    [Q_RECOVER] = "UPDATE OR FAIL tasks SET state = 'pending', attempts = max(0, attempts -"
+                  " coalesce(lease > (SELECT lease FROM sent WHERE sent.worker = tasks.worker),"
+                  " 0)) WHERE id = ?1 AND state = 'running'",
+    [Q_MARK_SENT] = "INSERT OR REPLACE INTO sent(worker, lease) VALUES(?1, ?2)",
+    [Q_FORGET_SENT] = "DELETE FROM sent",
     [Q_HEAD] = "SELECT grp, state FROM tasks WHERE id = ?1",
     [Q_CANCEL_ID] = CANCEL "WHERE id = ?1",
     [Q_CANCEL_PENDING] = CANCEL "WHERE grp = ?1 AND state = 'pending'",
@@ -862,6 +871,19 @@ static int running_ids(struct store *s, const char *group, int64_t after, int64_
 	return n;
 }
 
+int store_sqlite_mark_sent(struct store *s, const char *worker, uint64_t lease)
+{
+	struct store_sql *q = s->sql;
+	if (ready(s, true, "store_mark_sent") < 0)
+		return -1;
+	sqlite3_stmt *st = q->q[Q_MARK_SENT];
+	sqlite3_bind_text(st, 1, worker, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)lease);
+	if (run(s, Q_MARK_SENT, "store_mark_sent") < 0)
+		return tx_abort(s, false, false);
+	return 0;
+}
+
 int store_sqlite_recover(struct store *s)
 {
 	struct store_sql *q = s->sql;
@@ -884,7 +906,7 @@ int store_sqlite_recover(struct store *s)
 		count_move(q, run_map_get(&q->running, ids[i])->group, TASK_RUNNING, TASK_PENDING);
 		run_map_del(&q->running, ids[i]);
 	}
-	if (tx_close(s, own, "store_recover") < 0)
+	if (run(s, Q_FORGET_SENT, "store_recover") < 0 || tx_close(s, own, "store_recover") < 0)
 		goto fail;
 	free(ids);
 	return n;

@@ -976,6 +976,53 @@ static void test_forget_while_cancelling(void **state)
 	assert_int_equal(store_get(s, 1, &g), 0);
 }
 
+/* A dispatcher that leases ahead marks how far each worker was written: a
+ * crash charges no attempt to the tasks beyond the mark (they never ran). */
+static void test_recover_refunds_unsent(void **state)
+{
+	struct fx *f = *state;
+	int64_t id[5];
+	for (int i = 0; i < 5; i++)
+		id[i] = push(f->s, "g", "x");
+	struct task_lease a[3], b[2];
+	assert_int_equal(store_take(f->s, "g", "w1", 1.0, a, 3), 3);
+	assert_int_equal(store_take(f->s, "g", "w2", 1.0, b, 2), 2);
+	/* w1 was written its first two, w2 nothing (mark 0); w3 never told */
+	struct task_lease c[1];
+	int64_t last = push(f->s, "g", "x");
+	assert_int_equal(store_take(f->s, "g", "w3", 1.0, c, 1), 1);
+	assert_int_equal(store_mark_sent(f->s, "w1", a[1].lease), 0);
+	assert_int_equal(store_mark_sent(f->s, "w1", a[1].lease), 0); /* again: same */
+	assert_int_equal(store_mark_sent(f->s, "w2", 0), 0);
+	assert_int_equal(store_mark_sent(f->s, "", a[1].lease), -1);
+	reopen(f);
+	assert_int_equal(store_recover(f->s), 6);
+	assert_int_equal(state_of(f->s, last), TASK_PENDING);
+	struct task u;
+	get(f->s, last, &u);
+	assert_int_equal(u.attempts, 1); /* no mark: charged, as ever */
+	task_free(&u);
+	int want[5] = {1, 1, 0, 0, 0};
+	for (int i = 0; i < 5; i++) {
+		struct task g;
+		get(f->s, id[i], &g);
+		assert_int_equal(g.state, TASK_PENDING);
+		if (g.attempts != want[i])
+			fail_msg("task %d: attempts %d, expected %d", i, g.attempts, want[i]);
+		task_free(&g);
+	}
+	/* the marks were for that run: a second crash goes by new marks */
+	assert_int_equal(store_take(f->s, "g", "w1", 2.0, a, 3), 3);
+	assert_int_equal(a[0].id, id[0]);
+	assert_int_equal(store_mark_sent(f->s, "w1", a[0].lease - 1), 0);
+	reopen(f);
+	assert_int_equal(store_recover(f->s), 3);
+	struct task g;
+	get(f->s, id[0], &g);
+	assert_int_equal(g.attempts, 1); /* taken again, never written: refunded */
+	task_free(&g);
+}
+
 #define BOTH(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -992,6 +1039,7 @@ int main(void)
 	    BOTH(test_due_requeued_twice),
 	    BOTH(test_requeue),
 	    BOTH(test_recover_after_crash),
+	    BOTH(test_recover_refunds_unsent),
 	    BOTH(test_counts),
 	    BOTH(test_list),
 	    BOTH(test_list_every_filter),
