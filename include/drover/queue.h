@@ -104,6 +104,8 @@ int queue_commit_now(struct supervisor *sup);
 /* Worker hooks (worker.c): pipes before spawn, results, exit. */
 int task_link_pipes(struct worker *w, int *stdin_child);
 void task_link_output(struct worker *w, const char *data, size_t n);
+/* Its stdout is empty for now: a good moment to give it more. */
+void task_link_drained(struct worker *w);
 void task_link_eof(struct worker *w);
 /* The process is gone: give back what it held. blame: the head of the line
  * takes an attempt (it died on its own), else everything is requeued free. */

@@ -143,6 +143,8 @@ double supervisor_now(void); /* monotonic seconds */
 void supervisor_emit(struct supervisor *sup, struct event *e);
 /* Append raw text to the headless stdout buffer. */
 void supervisor_write_stdout(struct supervisor *sup, const char *s, size_t len);
+/* The same, and a newline. */
+void supervisor_write_line(struct supervisor *sup, const char *s, size_t len);
 struct worker *supervisor_find_worker(struct supervisor *sup, const char *name);
 
 struct worker *worker_new(struct supervisor *sup, struct group *g, int index, char *err,

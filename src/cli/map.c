@@ -78,14 +78,13 @@ static char *shell_join(char **argv)
 
 static void emit(struct map_run *m, const char *s, size_t len)
 {
-	supervisor_write_stdout(m->sup, s, len);
-	supervisor_write_stdout(m->sup, "\n", 1);
+	supervisor_write_line(m->sup, s, len);
 }
 
 /* --ordered keeps early results in a ring indexed by id - next_id. */
 static size_t ring_slot(const struct map_run *m, size_t offset)
 {
-	return (m->held_head + offset) % m->held_cap;
+	return (m->held_head + offset) & (m->held_cap - 1); /* a power of two */
 }
 
 static void hold(struct map_run *m, int64_t id, const char *s, size_t len)
@@ -128,7 +127,7 @@ static void release(struct map_run *m)
 			emit(m, m->held[slot], m->held_len[slot]);
 		free(m->held[slot]);
 		m->held[slot] = NULL;
-		m->held_head = (m->held_head + 1) % m->held_cap;
+		m->held_head = (m->held_head + 1) & (m->held_cap - 1);
 		m->next_id++;
 	}
 }
@@ -153,7 +152,7 @@ void map_result(struct supervisor *sup, int64_t id, const char *result, size_t l
 			emit(m, result, len);
 		m->next_id++;
 		if (m->held_cap)
-			m->held_head = (m->held_head + 1) % m->held_cap;
+			m->held_head = (m->held_head + 1) & (m->held_cap - 1);
 		release(m);
 		return;
 	}
@@ -403,7 +402,7 @@ int map_main(int argc, char **argv)
 	        "[drover]\nstate_dir = %s\nmetrics_interval = 0\nstore = memory\n"
 	        "[program:map]\ncommand = %%(ENV_DROVER_MAP_COMMAND)s\nnumprocs = %d\n"
 	        "startsecs = 0\nautorestart = true\nfatal_after = 0\nstartretries = 3\n"
-	        "stopwaitsecs = 2\ntasks = %s\nprefetch = 1024\ntask_retries = %d\n"
+	        "stopwaitsecs = 2\ntasks = %s\nprefetch = 4096\ntask_retries = %d\n"
 	        "task_timeout = %g\n"
 	        "stdout_logfile = NONE\nstderr_logfile = /dev/stderr\n"
 	        "stderr_logfile_maxbytes = 0\n",

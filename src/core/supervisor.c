@@ -51,6 +51,18 @@ void supervisor_write_stdout(struct supervisor *sup, const char *s, size_t len)
 	sup->outlen += len;
 }
 
+void supervisor_write_line(struct supervisor *sup, const char *s, size_t len)
+{
+	if (sup->outlen + len + 1 > sup->outcap) {
+		supervisor_write_stdout(sup, s, len);
+		supervisor_write_stdout(sup, "\n", 1);
+		return;
+	}
+	memcpy(sup->outbuf + sup->outlen, s, len);
+	sup->outbuf[sup->outlen + len] = '\n';
+	sup->outlen += len + 1;
+}
+
 static void flush_stdout(struct supervisor *sup)
 {
 	size_t off = 0;

@@ -273,7 +273,10 @@ static bool stream_drain(struct worker *w, struct worker_stream *s)
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
-		return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+		bool open = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+		if (open && s == &w->out && w->tasks)
+			task_link_drained(w);
+		return open;
 	}
 }
 

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -260,6 +261,44 @@ static void rebalance(struct group *g)
 			link_give_back(g->workers[i]);
 }
 
+/* Lease up to want tasks of g to w: how many it got (0: the queue had
+ * none to give, or the store failed). */
+static int lease_to(struct supervisor *sup, struct group *g, struct worker *w, int want, double now)
+{
+	struct group_queue *q = g->queue;
+	struct task_lease got[TAKE_BATCH];
+	queue_batch(sup);
+	int n = store_take(sup->store, g->name, w->spec.name, queue_clock.wall, got, want);
+	if (n < 0)
+		queue_store_trouble(sup, "cannot take tasks");
+	if (n < want)
+		q->next_take = now + EMPTY_RECHECK; /* empty, or only retries not yet due */
+	if (n <= 0)
+		return 0;
+	bool keep_payload = q->results_fd >= 0; /* the results file names the task */
+	int lost = 0;
+	for (int i = 0; i < n; i++)
+		if (link_add(w, &got[i], keep_payload) < 0)
+			got[lost++] = got[i]; /* cannot hold it: given back below */
+	for (int i = 0; i < lost; i++)
+		store_requeue(sup->store, got[i].id, got[i].lease, true);
+	if (!queue_durable(sup))
+		link_committed(w); /* nothing to wait for */
+	return n;
+}
+
+static long long pending_of(const struct group_queue *q)
+{
+	return q->counts.n[TASK_PENDING] + q->counts.n[TASK_FAILED];
+}
+
+/* How many to lease to w now: a fair share of what is pending. */
+static int share(const struct group_queue *q, size_t capable, const struct worker *w)
+{
+	int want = policy_batch(pending_of(q), capable, link_room(w));
+	return want < TAKE_BATCH ? want : TAKE_BATCH;
+}
+
 /* Lease pending tasks to the workers with the fewest. */
 static void dispatch_group(struct supervisor *sup, struct group *g, double now)
 {
@@ -275,59 +314,51 @@ static void dispatch_group(struct supervisor *sup, struct group *g, double now)
 				link_give_back(w); /* paused, leaving: the reserve is not theirs */
 		}
 	}
-	long long pending = q->counts.n[TASK_PENDING] + q->counts.n[TASK_FAILED];
-	if (pending == 0)
+	queue_resync_counts(sup, g);
+	if (pending_of(q) == 0)
 		rebalance(g);
-	if (now < q->next_take)
+	if (now < q->next_take || !n_workers)
 		return;
-	struct task_lease got[TAKE_BATCH];
-	bool keep_payload = q->results_fd >= 0; /* the results file names the task */
-	int *inflight = calloc(n_workers ? n_workers : 1, sizeof(*inflight));
-	bool *capable = calloc(n_workers ? n_workers : 1, sizeof(*capable));
+	int *held = calloc(n_workers, sizeof(*held));
+	bool *capable = calloc(n_workers, sizeof(*capable));
 	size_t ncapable = 0;
-	for (size_t i = 0; inflight && capable && i < n_workers; i++) {
+	for (size_t i = 0; held && capable && i < n_workers; i++) {
 		capable[i] = wants_more(g->workers[i]);
-		inflight[i] = capable[i] ? (int)g->workers[i]->tasks->count : 0;
+		held[i] = capable[i] ? (int)g->workers[i]->tasks->count : 0;
 		ncapable += capable[i];
 	}
-	for (;;) {
-		int pick = -1;
-		/* the fewest held, among those with room (policy_pick_worker's
-		 * prefetch bound is the room, asked of the link) */
-		for (size_t i = 0; inflight && capable && i < n_workers; i++)
-			if (capable[i] && link_room(g->workers[i]) > 0 &&
-			    (pick < 0 || inflight[i] < inflight[pick]))
-				pick = (int)i;
-		if (pick < 0)
-			break;
+	for (int pick; held && capable &&
+	               (pick = policy_pick_worker(held, capable, n_workers, INT_MAX)) >= 0;) {
 		struct worker *best = g->workers[pick];
-		int want = policy_batch(pending, ncapable, link_room(best));
-		if (want > TAKE_BATCH)
-			want = TAKE_BATCH;
-		queue_batch(sup);
-		int n =
-		    store_take(sup->store, g->name, best->spec.name, queue_clock.wall, got, want);
-		if (n < 0)
-			queue_store_trouble(sup, "cannot take tasks");
-		if (n <= 0) {
-			q->next_take = now + EMPTY_RECHECK; /* empty, or only retries not yet due */
+		int want = share(q, ncapable, best);
+		int n = lease_to(sup, g, best, want, now);
+		queue_resync_counts(sup, g);
+		held[pick] = (int)best->tasks->count;
+		capable[pick] = link_room(best) > 0;
+		if (n < want)
 			break;
-		}
-		int lost = 0;
-		for (int i = 0; i < n; i++)
-			if (link_add(best, &got[i], keep_payload) < 0)
-				got[lost++] = got[i]; /* cannot hold it: given back below */
-		for (int i = 0; i < lost; i++)
-			store_requeue(sup->store, got[i].id, got[i].lease, true);
-		pending -= n;
-		inflight[pick] = (int)best->tasks->count;
-		if (n < want) {
-			q->next_take = now + EMPTY_RECHECK;
-			break;
-		}
 	}
-	free(inflight);
+	free(held);
 	free(capable);
+}
+
+void queue_refill(struct worker *w)
+{
+	struct supervisor *sup = w->sup;
+	struct group_queue *q = w->group->queue;
+	if (queue_durable(sup) || !q || sup->shutting_down || !wants_more(w) ||
+	    queue_clock.mono < q->next_take)
+		return;
+	size_t capable = 0;
+	for (size_t i = 0; i < w->group->nworkers; i++)
+		capable += link_usable(w->group->workers[i]);
+	queue_resync_counts(sup, w->group);
+	for (int want; link_room(w) > 0 && (want = share(q, capable, w)) > 0;) {
+		int n = lease_to(sup, w->group, w, want, queue_clock.mono);
+		queue_resync_counts(sup, w->group);
+		if (n < want)
+			break;
+	}
 }
 
 /* Timeouts and drains; the tick also keeps counters honest. */

@@ -391,7 +391,12 @@ void task_link_output(struct worker *w, const char *data, size_t n)
 	queue_clock_refresh();
 	if (line_reader_feed(&w->tasks->reader, data, n, on_result_line, w) < 0)
 		queue_protocol_error(w, "out of memory reading results");
-	/* room was made: more from the reserve now, not at the end of the turn */
+}
+
+void task_link_drained(struct worker *w)
+{
+	/* room was made: more now, not at the end of the turn */
+	queue_refill(w);
 	if (w->tasks->written < w->tasks->durable)
 		link_release(w);
 }

@@ -60,6 +60,12 @@ void queue_task_done(struct worker *w, struct inflight *in, const char *result, 
 void queue_task_failed(struct worker *w, struct inflight *in, const char *why);
 void queue_task_return(struct worker *w, struct inflight *in);
 
+/* The worker answered and has room: without a commit to wait for (the
+ * memory store), lease it more at once, not at the end of the turn. Two
+ * workers refilled in the same turn compute in step and answer in step,
+ * and the dispatcher then waits for both while both wait for it. */
+void queue_refill(struct worker *w);
+
 /* ---- the results file (results.c) ---- */
 
 /* Queue {"id":N,"task":T,"result":R} (or "error") for the group's file. */

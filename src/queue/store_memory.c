@@ -53,6 +53,7 @@ struct mtask {
 struct mseg {
 	struct arena *arena;
 	size_t unfinished; /* tasks not done, dead or cancelled */
+	bool errors;       /* some task here has (had) an error string */
 	struct mtask t[SEG_TASKS];
 };
 
@@ -68,7 +69,7 @@ struct id_run {
 
 struct mgroup {
 	long long n[TASK__COUNT];
-	struct id_run *fifo; /* a ring */
+	struct id_run *fifo; /* a ring; fcap is a power of two */
 	size_t fhead, flen, fcap;
 	struct id_heap ready;
 	struct due *due;
@@ -78,7 +79,8 @@ struct mgroup {
 struct store_mem {
 	struct mseg **segs; /* NULL: not yet used, or freed once finished */
 	size_t segcap;
-	int64_t ntasks; /* ids 1 .. ntasks have been handed out */
+	struct mseg *spare; /* a forgotten segment kept for the next: no page faults */
+	int64_t ntasks;     /* ids 1 .. ntasks have been handed out */
 	struct name_map names;
 	struct name_map workers;
 	uint64_t *sent; /* by worker index: 1 + the highest lease written, 0 = not told */
@@ -160,14 +162,32 @@ static void seg_free(struct mseg *seg)
 	free(seg);
 }
 
-/* Forgetting: a segment whose ids are all handed out and all finished. */
+/* Forgetting: a segment whose ids are all handed out and all finished. It
+ * becomes the spare (its records are rewritten whole at push: only what
+ * they own is let go). */
 static void seg_maybe_release(struct store_mem *m, size_t si)
 {
 	struct mseg *seg = m->segs[si];
 	if (!m->forget || !seg || seg->unfinished || (size_t)m->ntasks < (si + 1) * SEG_TASKS)
 		return;
-	seg_free(seg);
 	m->segs[si] = NULL;
+	if (m->spare) {
+		seg_free(seg);
+		return;
+	}
+	for (size_t i = 0; seg->errors && i < SEG_TASKS; i++) {
+		free(seg->t[i].error);
+		seg->t[i].error = NULL;
+	}
+	seg->errors = false;
+	/* keep the first arena block, emptied */
+	struct arena *a = seg->arena;
+	if (a) {
+		arena_free(a->next);
+		a->next = NULL;
+		a->used = 0;
+	}
+	m->spare = seg;
 }
 
 static bool is_finished(enum task_state st)
@@ -190,11 +210,15 @@ static void move(struct store_mem *m, int64_t id, struct mtask *t, enum task_sta
 	g->n[from]--;
 	g->n[to]++;
 	t->state = (unsigned char)to;
-	struct mseg *seg = seg_of(m, id);
-	if (is_finished(from) && !is_finished(to))
+	bool was = is_finished(from), is = is_finished(to);
+	if (was == is)
+		return;
+	size_t si = (size_t)(id - 1) >> SEG_BITS;
+	struct mseg *seg = m->segs[si];
+	if (was)
 		seg->unfinished++;
-	else if (!is_finished(from) && is_finished(to) && --seg->unfinished == 0)
-		seg_maybe_release(m, (size_t)(id - 1) >> SEG_BITS);
+	else if (--seg->unfinished == 0)
+		seg_maybe_release(m, si);
 }
 
 /* ---- the queue structures of a group ---- */
@@ -202,7 +226,7 @@ static void move(struct store_mem *m, int64_t id, struct mtask *t, enum task_sta
 static int fifo_append(struct mgroup *g, int64_t id)
 {
 	if (g->flen) {
-		struct id_run *tail = &g->fifo[(g->fhead + g->flen - 1) % g->fcap];
+		struct id_run *tail = &g->fifo[(g->fhead + g->flen - 1) & (g->fcap - 1)];
 		if (tail->last == id - 1) {
 			tail->last = id;
 			return 0;
@@ -214,13 +238,13 @@ static int fifo_append(struct mgroup *g, int64_t id)
 		if (!v)
 			return -1;
 		for (size_t i = 0; i < g->flen; i++)
-			v[i] = g->fifo[(g->fhead + i) % g->fcap];
+			v[i] = g->fifo[(g->fhead + i) & (g->fcap - 1)];
 		free(g->fifo);
 		g->fifo = v;
 		g->fcap = cap;
 		g->fhead = 0;
 	}
-	g->fifo[(g->fhead + g->flen++) % g->fcap] = (struct id_run){id, id};
+	g->fifo[(g->fhead + g->flen++) & (g->fcap - 1)] = (struct id_run){id, id};
 	return 0;
 }
 
@@ -229,7 +253,7 @@ static int64_t fifo_pop(struct mgroup *g)
 	struct id_run *head = &g->fifo[g->fhead];
 	int64_t id = head->first++;
 	if (head->first > head->last) {
-		g->fhead = (g->fhead + 1) % g->fcap;
+		g->fhead = (g->fhead + 1) & (g->fcap - 1);
 		g->flen--;
 	}
 	return id;
@@ -242,7 +266,7 @@ static void fifo_unpop(struct mgroup *g, int64_t id)
 		g->fifo[g->fhead].first = id;
 		return;
 	}
-	g->fhead = (g->fhead + g->fcap - 1) % g->fcap;
+	g->fhead = (g->fhead + g->fcap - 1) & (g->fcap - 1);
 	g->fifo[g->fhead] = (struct id_run){id, id};
 	g->flen++;
 }
@@ -336,6 +360,8 @@ void store_memory_close(struct store *s)
 	for (size_t si = 0; si < m->segcap; si++)
 		if (m->segs[si])
 			seg_free(m->segs[si]);
+	if (m->spare)
+		seg_free(m->spare);
 	free(m->segs);
 	for (size_t i = 0; i < m->names.len; i++) {
 		free(m->groups[i].fifo);
@@ -397,8 +423,10 @@ static struct mseg *next_seg(struct store_mem *m)
 		m->segs = v;
 		m->segcap = cap;
 	}
-	if (!m->segs[si])
-		m->segs[si] = calloc(1, sizeof(struct mseg));
+	if (!m->segs[si]) {
+		m->segs[si] = m->spare ? m->spare : calloc(1, sizeof(struct mseg));
+		m->spare = NULL;
+	}
 	return m->segs[si];
 }
 
@@ -422,15 +450,22 @@ int store_memory_push(struct store *s, const char *group, const char *payload, s
 	if (fifo_append(g, nid) < 0)
 		return oom(s, "store_push"); /* the copy stays in the arena, unused */
 	m->ntasks = nid;
-	seg->t[(size_t)(nid - 1) & (SEG_TASKS - 1)] = (struct mtask){
-	    .payload = copy,
-	    .len = len,
-	    .created = store_batch_clock(s),
-	    .group = gi,
-	    .worker = -1,
-	    .state = TASK_PENDING,
-	    .queued = true,
-	};
+	/* field by field: a compound literal is a rep stos of the whole
+	 * record first, a tenth of a push */
+	struct mtask *t = &seg->t[(size_t)(nid - 1) & (SEG_TASKS - 1)];
+	t->payload = copy;
+	t->result = NULL;
+	t->error = NULL;
+	t->len = len;
+	t->lease = 0;
+	t->created = store_batch_clock(s);
+	t->started = t->finished = t->not_before = 0;
+	t->attempts = 0;
+	t->group = gi;
+	t->worker = -1;
+	t->due_seq = 0;
+	t->state = TASK_PENDING;
+	t->queued = true;
 	seg->unfinished++;
 	g->n[TASK_PENDING]++;
 	*id = nid;
@@ -559,6 +594,7 @@ int store_memory_fail(struct store *s, int64_t id, uint64_t lease, const char *e
 	}
 	free(t->error);
 	t->error = e;
+	seg_of(m, id)->errors |= e != NULL;
 	t->finished = dead ? now : 0;
 	move(m, id, t, dead ? TASK_DEAD : TASK_FAILED);
 	return 1;
