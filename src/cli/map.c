@@ -402,6 +402,9 @@ int map_main(int argc, char **argv)
 	        "[drover]\nstate_dir = %s\nmetrics_interval = 0\nstore = memory\n"
 	        "[program:map]\ncommand = %%(ENV_DROVER_MAP_COMMAND)s\nnumprocs = %d\n"
 	        "startsecs = 0\nautorestart = true\nfatal_after = 0\nstartretries = 3\n"
+	        /* a one-shot stream wants its tasks done: a crashed worker is
+	         * back within a second, however often it crashes */
+	        "backoff_max = 1\n"
 	        "stopwaitsecs = 2\ntasks = %s\nprefetch = 4096\ntask_retries = %d\n"
 	        "task_timeout = %g\n"
 	        "stdout_logfile = NONE\nstderr_logfile = /dev/stderr\n"

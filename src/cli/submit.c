@@ -2,11 +2,16 @@
  * drover submit [-c FILE | -s SOCKET] [-q] GROUP -f FILE|-
  * Streams tasks in batches, one request in flight at a time: drover replies
  * once a batch is durable, which paces the client, so ten million lines
- * need one batch of memory, not ten million tasks. */
+ * need one batch of memory, not ten million tasks. A request holds up to
+ * BATCH tasks and REQUEST_BUDGET bytes (drover reads request lines of up
+ * to 64 KiB), and goes out early when the input runs dry. */
 #include "drover/submit.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,8 +20,10 @@
 
 #include "drover/client.h"
 #include "drover/ctl.h"
+#include "drover/framing.h"
 
-#define BATCH 2000
+#define BATCH          10000       /* tasks per request at most */
+#define REQUEST_BUDGET (60 * 1024) /* bytes of tasks per request: drover reads lines of 64 KiB */
 
 static void usage(FILE *f)
 {
@@ -33,6 +40,14 @@ struct sender {
 	long long count;
 };
 
+static void accepted_before(const struct sender *s)
+{
+	if (s->count > 0)
+		fprintf(stderr,
+		        "drover submit: %lld tasks before it were accepted and stay queued\n",
+		        s->count);
+}
+
 /* A refused batch: drover names the task by its index in the batch
  * ("submit: task N: why"); say which input line that was, and how many
  * tasks earlier batches got in (those stay queued). */
@@ -46,10 +61,7 @@ static void refused(const struct sender *s, const char *err, const char *name,
 		fprintf(stderr, "drover submit: %s:%lld: %s\n", name, lines[idx], err + off);
 	else
 		fprintf(stderr, "drover submit: %s\n", err);
-	if (s->count > 0)
-		fprintf(stderr,
-		        "drover submit: %lld tasks before it were accepted and stay queued\n",
-		        s->count);
+	accepted_before(s);
 }
 
 /* Send one batch and wait until drover has made it durable. lines: the
@@ -83,38 +95,138 @@ static int send_batch(struct sender *s, json_t *tasks, const char *name, const l
 	return rc;
 }
 
-static int from_stream(struct sender *s, FILE *f, const char *name)
+/* Bytes of text as a JSON string in the request (quotes, comma, escapes:
+ * jansson writes a control character as at most 6, '"' and '\\' as 2). */
+static size_t json_size(const char *text, size_t n)
 {
-	json_t *tasks = json_array();
-	long long lines[BATCH];
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n;
-	long long lineno = 0;
-	int rc = 0;
-	while (rc == 0 && (n = getline(&line, &cap, f)) >= 0) {
-		lineno++;
-		if (n > 0 && line[n - 1] == '\n')
-			line[--n] = '\0';
-		if (n == 0)
-			continue; /* blank lines are not tasks */
-		json_t *t = json_stringn(line, (size_t)n);
-		if (!t) {
-			fprintf(stderr, "drover submit: %s:%lld: not valid UTF-8\n", name, lineno);
-			rc = -1;
-			break;
-		}
-		lines[json_array_size(tasks)] = lineno;
-		json_array_append_new(tasks, t);
-		if (json_array_size(tasks) == BATCH) {
-			rc = send_batch(s, tasks, name, lines);
-			json_array_clear(tasks);
-		}
+	size_t size = 3;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)text[i];
+		size += ch < 0x20 ? 6 : ch == '"' || ch == '\\' ? 2 : 1;
 	}
-	if (rc == 0 && json_array_size(tasks))
-		rc = send_batch(s, tasks, name, lines);
-	free(line);
-	json_decref(tasks);
+	return size;
+}
+
+/* The tasks of the next request, and where each came from. */
+struct batch {
+	json_t *tasks;
+	long long lines[BATCH];
+	size_t bytes;
+	const char *name; /* the file, "stdin", or NULL for the command line */
+};
+
+static int batch_flush(struct sender *s, struct batch *b)
+{
+	if (!json_array_size(b->tasks))
+		return 0;
+	int rc = send_batch(s, b->tasks, b->name ? b->name : "", b->name ? b->lines : NULL);
+	json_array_clear(b->tasks);
+	b->bytes = 0;
+	return rc;
+}
+
+/* One task more (line: where it came from, 0 for the command line): sent
+ * with the others once a request is full. */
+static int batch_add(struct sender *s, struct batch *b, const char *text, size_t n, long long line,
+                     bool overlong)
+{
+	char where[4200] = "";
+	if (b->name)
+		snprintf(where, sizeof(where), "%s:%lld: ", b->name, line);
+	size_t size = overlong ? SIZE_MAX : json_size(text, n);
+	if (size > REQUEST_BUDGET) {
+		if (overlong)
+			fprintf(stderr, "drover submit: %sa line longer than 16 MiB\n", where);
+		else
+			fprintf(stderr,
+			        "drover submit: %sa task of %zu bytes is longer than a request may "
+			        "carry (%d KiB of JSON)\n",
+			        where, n, REQUEST_BUDGET / 1024);
+		accepted_before(s);
+		return -1;
+	}
+	json_t *t = json_stringn(text, n);
+	if (!t) {
+		fprintf(stderr, "drover submit: %snot valid UTF-8\n", where);
+		accepted_before(s);
+		return -1;
+	}
+	if (b->bytes + size > REQUEST_BUDGET && batch_flush(s, b) < 0) {
+		json_decref(t);
+		return -1;
+	}
+	b->lines[json_array_size(b->tasks)] = line;
+	json_array_append_new(b->tasks, t);
+	b->bytes += size;
+	return json_array_size(b->tasks) == BATCH ? batch_flush(s, b) : 0;
+}
+
+/* Lines of the input, as they come. */
+struct reading {
+	struct sender *s;
+	struct batch *b;
+	long long lineno;
+	int rc;
+};
+
+static void input_line(void *arg, const char *line, size_t len, bool overflow)
+{
+	struct reading *r = arg;
+	r->lineno++;
+	if (r->rc < 0 || (len == 0 && !overflow))
+		return; /* after an error, or a blank line: not a task */
+	r->rc = batch_add(r->s, r->b, line, len, r->lineno, overflow);
+}
+
+static bool input_waiting(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	return poll(&p, 1, 0) > 0;
+}
+
+/* Tasks go out a request at a time, and also whenever the input runs dry:
+ * a pipe that pauses (tail -f | drover submit -f -) does not leave tasks
+ * sitting in the client. */
+static int from_stream(struct sender *s, int fd, const char *name)
+{
+	struct batch b = {.tasks = json_array(), .name = name};
+	struct reading r = {.s = s, .b = &b};
+	struct line_reader lr = {0};
+	char buf[65536];
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			fprintf(stderr, "drover submit: %s: %s\n", name, strerror(errno));
+			r.rc = -1;
+		}
+		if (n <= 0)
+			break;
+		line_reader_feed(&lr, buf, (size_t)n, input_line, &r);
+		if (r.rc < 0)
+			break;
+		if (!input_waiting(fd) && (r.rc = batch_flush(s, &b)) < 0)
+			break;
+	}
+	if (r.rc == 0)
+		line_reader_finish(&lr, input_line, &r);
+	if (r.rc == 0)
+		r.rc = batch_flush(s, &b);
+	line_reader_free(&lr);
+	json_decref(b.tasks);
+	return r.rc;
+}
+
+static int from_args(struct sender *s, char **args, int n)
+{
+	struct batch b = {.tasks = json_array()};
+	int rc = 0;
+	for (int i = 0; rc == 0 && i < n; i++)
+		rc = batch_add(s, &b, args[i], strlen(args[i]), 0, false);
+	if (rc == 0)
+		rc = batch_flush(s, &b);
+	json_decref(b.tasks);
 	return rc;
 }
 
@@ -157,33 +269,29 @@ int submit_main(int argc, char **argv)
 	}
 	char path[4096];
 	ctl_socket_path(socket_path, config, path, sizeof(path));
-	FILE *src = NULL;
+	int src = -1;
 	if (file) {
-		src = strcmp(file, "-") ? fopen(file, "re") : stdin;
-		if (!src) {
-			fprintf(stderr, "drover submit: %s: cannot open\n", file);
+		src = strcmp(file, "-") ? open(file, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
+		if (src < 0) {
+			fprintf(stderr, "drover submit: %s: %s\n", file, strerror(errno));
 			return 1;
 		}
 	}
 	struct sender s = {.group = argv[optind], .quiet = quiet};
 	s.fd = client_connect(path);
 	if (s.fd < 0) {
-		if (src && src != stdin)
-			fclose(src);
+		if (src > STDIN_FILENO)
+			close(src);
 		return 1;
 	}
 	s.in = fdopen(s.fd, "r");
 	int rc;
-	if (src) {
+	if (src >= 0) {
 		rc = from_stream(&s, src, strcmp(file, "-") ? file : "stdin");
-		if (src != stdin)
-			fclose(src);
+		if (src > STDIN_FILENO)
+			close(src);
 	} else {
-		json_t *tasks = json_array();
-		for (int i = optind + 1; i < argc; i++)
-			json_array_append_new(tasks, json_string(argv[i]));
-		rc = send_batch(&s, tasks, "", NULL);
-		json_decref(tasks);
+		rc = from_args(&s, argv + optind + 1, argc - optind - 1);
 	}
 	if (quiet && rc == 0)
 		printf("%lld\n", s.count);

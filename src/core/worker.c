@@ -255,7 +255,9 @@ static void stream_lines(struct worker *w, struct worker_stream *s, const char *
 	}
 }
 
-/* Read what the pipe holds now; returns false at EOF or error. */
+/* Read what the pipe holds now; returns false at EOF or error. A read
+ * shorter than the buffer emptied the pipe: no second read to hear EAGAIN
+ * (the watch is level-triggered, so later bytes wake the loop again). */
 static bool stream_drain(struct worker *w, struct worker_stream *s)
 {
 	char buf[65536];
@@ -264,19 +266,21 @@ static bool stream_drain(struct worker *w, struct worker_stream *s)
 		if (n > 0) {
 			if (s == &w->out && w->tasks) {
 				task_link_output(w, buf, (size_t)n); /* results, not log */
-				continue;
+			} else {
+				if (s->log.fd >= 0)
+					logfile_write(&s->log, buf, (size_t)n);
+				stream_lines(w, s, buf, (size_t)n);
 			}
-			if (s->log.fd >= 0)
-				logfile_write(&s->log, buf, (size_t)n);
-			stream_lines(w, s, buf, (size_t)n);
+			if ((size_t)n == sizeof(buf))
+				continue;
+		} else if (n < 0 && errno == EINTR) {
 			continue;
+		} else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+			return false;
 		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		bool open = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
-		if (open && s == &w->out && w->tasks)
+		if (s == &w->out && w->tasks)
 			task_link_drained(w);
-		return open;
+		return true;
 	}
 }
 

@@ -200,6 +200,90 @@ void id_heap_free(struct id_heap *h)
 	*h = (struct id_heap){0};
 }
 
+int id_queue_push(struct id_queue *q, int64_t id)
+{
+	if (q->len) {
+		struct id_run *tail = &q->runs[(q->head + q->len - 1) & (q->cap - 1)];
+		if (tail->last == id - 1) {
+			tail->last = id;
+			return 0;
+		}
+	}
+	if (q->len == q->cap) {
+		size_t cap = q->cap ? q->cap * 2 : 8;
+		struct id_run *v = malloc(cap * sizeof(*v));
+		if (!v)
+			return -1;
+		for (size_t i = 0; i < q->len; i++)
+			v[i] = q->runs[(q->head + i) & (q->cap - 1)];
+		free(q->runs);
+		q->runs = v;
+		q->cap = cap;
+		q->head = 0;
+	}
+	q->runs[(q->head + q->len++) & (q->cap - 1)] = (struct id_run){id, id};
+	return 0;
+}
+
+int id_queue_give_back(struct id_queue *q, int64_t id)
+{
+	return id_heap_push(&q->back, id);
+}
+
+bool id_queue_empty(const struct id_queue *q)
+{
+	return !q->len && !q->back.len;
+}
+
+/* Is the lowest waiting id the head of the first run (not a given-back one)? */
+static bool run_first(const struct id_queue *q)
+{
+	return q->len && (!q->back.len || q->runs[q->head].first < q->back.v[0]);
+}
+
+size_t id_queue_pop_run(struct id_queue *q, size_t max, int64_t *first)
+{
+	if (!run_first(q) || !max)
+		return 0;
+	struct id_run *r = &q->runs[q->head];
+	uint64_t avail = (uint64_t)(r->last - r->first) + 1;
+	if (q->back.len && (uint64_t)(q->back.v[0] - r->first) < avail)
+		avail = (uint64_t)(q->back.v[0] - r->first); /* a given-back id comes first */
+	size_t n = avail < max ? (size_t)avail : max;
+	*first = r->first;
+	r->first += (int64_t)n;
+	if (r->first > r->last) {
+		q->head = (q->head + 1) & (q->cap - 1);
+		q->len--;
+	}
+	return n;
+}
+
+int64_t id_queue_pop(struct id_queue *q)
+{
+	int64_t id;
+	if (run_first(q))
+		id_queue_pop_run(q, 1, &id);
+	else if (q->back.len)
+		id = id_heap_pop(&q->back);
+	else
+		id = 0;
+	return id;
+}
+
+void id_queue_clear(struct id_queue *q)
+{
+	q->head = q->len = 0;
+	q->back.len = 0;
+}
+
+void id_queue_free(struct id_queue *q)
+{
+	free(q->runs);
+	id_heap_free(&q->back);
+	*q = (struct id_queue){0};
+}
+
 static size_t run_slot(const struct run_map *m, int64_t id)
 {
 	return ((uint64_t)id * 0x9E3779B97F4A7C15u >> 20) & (m->cap - 1);

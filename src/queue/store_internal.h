@@ -61,6 +61,33 @@ int id_heap_reserve(struct id_heap *h, size_t more);
 int64_t id_heap_pop(struct id_heap *h); /* the lowest id; h must not be empty */
 void id_heap_free(struct id_heap *h);
 
+/* The tasks of a group waiting to be taken, lowest id first: runs of
+ * consecutive ids in push order (pushes append, so one group alone is one
+ * run), and a min-heap of ids given back out of order (requeued, recovered,
+ * retried). Both backends keep one per group; entries may be stale (a task
+ * cancelled while queued): the backend skips them when they come up. */
+struct id_run {
+	int64_t first, last;
+};
+
+struct id_queue {
+	struct id_run *runs; /* a ring; cap is a power of two */
+	size_t head, len, cap;
+	struct id_heap back;
+};
+
+int id_queue_push(struct id_queue *q, int64_t id); /* ids ascend; 0 or -1 */
+int id_queue_give_back(struct id_queue *q, int64_t id);
+bool id_queue_empty(const struct id_queue *q);
+/* The lowest id waiting, off the queue; 0 when empty. */
+int64_t id_queue_pop(struct id_queue *q);
+/* Up to max consecutive ids from the lowest, off the queue, if the lowest
+ * is the head of a run: how many, the first in *first; 0 when the lowest
+ * was given back (take it with id_queue_pop) or nothing waits. */
+size_t id_queue_pop_run(struct id_queue *q, size_t max, int64_t *first);
+void id_queue_clear(struct id_queue *q);
+void id_queue_free(struct id_queue *q);
+
 /* The running tasks of the SQLite backend by id: what ack, fail and
  * requeue need (group, lease, attempts) without a read from the database. */
 struct run_entry {

@@ -8,17 +8,17 @@
  * store_forget_finished (drover map), once all its tasks are finished.
  *
  * Each group keeps:
- * - fifo: the tasks never offered yet, as runs of consecutive ids (pushes
- *   append, so one group alone is one run);
- * - ready: a min-heap of ids given back out of order (requeued, recovered,
- *   retried by hand, failed tasks whose not_before has come);
+ * - waiting: an id_queue (store_internal.h) of the tasks to be taken, by
+ *   id: the runs of pushed ids, and the ids given back out of order
+ *   (requeued, recovered, retried by hand, failed tasks whose not_before
+ *   has come);
  * - due: failed tasks waiting for their not_before, a min-heap by time, so a
  *   retry waiting for later never blocks younger pending tasks.
- * take pops the lower of the fifo head and the ready top, so a task given
- * back keeps its place by id. Entries are dropped lazily: a task cancelled
- * while queued keeps its entry, which is skipped when it comes up (or
- * reused as is if the task is retried first: the place by id is the same).
- * t->queued says whether the task has an entry in the fifo or in ready. */
+ * take pops the lowest id waiting, so a task given back keeps its place by
+ * id. Entries are dropped lazily: a task cancelled while queued keeps its
+ * entry, which is skipped when it comes up (or reused as is if the task is
+ * retried first: the place by id is the same).
+ * t->queued says whether the task has an entry in waiting. */
 #include "store_internal.h"
 
 #include <stdlib.h>
@@ -63,15 +63,9 @@ struct due {
 	uint32_t seq;
 };
 
-struct id_run {
-	int64_t first, last;
-};
-
 struct mgroup {
 	long long n[TASK__COUNT];
-	struct id_run *fifo; /* a ring; fcap is a power of two */
-	size_t fhead, flen, fcap;
-	struct id_heap ready;
+	struct id_queue waiting;
 	struct due *due;
 	size_t ndue, duecap;
 };
@@ -223,54 +217,6 @@ static void move(struct store_mem *m, int64_t id, struct mtask *t, enum task_sta
 
 /* ---- the queue structures of a group ---- */
 
-static int fifo_append(struct mgroup *g, int64_t id)
-{
-	if (g->flen) {
-		struct id_run *tail = &g->fifo[(g->fhead + g->flen - 1) & (g->fcap - 1)];
-		if (tail->last == id - 1) {
-			tail->last = id;
-			return 0;
-		}
-	}
-	if (g->flen == g->fcap) {
-		size_t cap = g->fcap ? g->fcap * 2 : 8;
-		struct id_run *v = malloc(cap * sizeof(*v));
-		if (!v)
-			return -1;
-		for (size_t i = 0; i < g->flen; i++)
-			v[i] = g->fifo[(g->fhead + i) & (g->fcap - 1)];
-		free(g->fifo);
-		g->fifo = v;
-		g->fcap = cap;
-		g->fhead = 0;
-	}
-	g->fifo[(g->fhead + g->flen++) & (g->fcap - 1)] = (struct id_run){id, id};
-	return 0;
-}
-
-static int64_t fifo_pop(struct mgroup *g)
-{
-	struct id_run *head = &g->fifo[g->fhead];
-	int64_t id = head->first++;
-	if (head->first > head->last) {
-		g->fhead = (g->fhead + 1) & (g->fcap - 1);
-		g->flen--;
-	}
-	return id;
-}
-
-/* Undo the last fifo_pop (its room is still there). */
-static void fifo_unpop(struct mgroup *g, int64_t id)
-{
-	if (g->flen && g->fifo[g->fhead].first == id + 1) {
-		g->fifo[g->fhead].first = id;
-		return;
-	}
-	g->fhead = (g->fhead + g->fcap - 1) & (g->fcap - 1);
-	g->fifo[g->fhead] = (struct id_run){id, id};
-	g->flen++;
-}
-
 static bool due_before(const struct due *a, const struct due *b)
 {
 	return a->at < b->at || (a->at == b->at && a->id < b->id);
@@ -323,12 +269,12 @@ static int wait_due(struct mgroup *g, struct mtask *t, int64_t id)
 	return due_push(g, (struct due){.at = t->not_before, .id = id, .seq = t->due_seq});
 }
 
-/* Give a task its place by id among the ready ones (if it has none yet). */
-static int make_ready(struct mgroup *g, struct mtask *t, int64_t id)
+/* Give a task its place by id among the waiting ones (if it has none yet). */
+static int make_waiting(struct mgroup *g, struct mtask *t, int64_t id)
 {
 	if (t->queued)
 		return 0;
-	if (id_heap_push(&g->ready, id) < 0)
+	if (id_queue_give_back(&g->waiting, id) < 0)
 		return -1;
 	t->queued = true;
 	return 0;
@@ -364,8 +310,7 @@ void store_memory_close(struct store *s)
 		seg_free(m->spare);
 	free(m->segs);
 	for (size_t i = 0; i < m->names.len; i++) {
-		free(m->groups[i].fifo);
-		id_heap_free(&m->groups[i].ready);
+		id_queue_free(&m->groups[i].waiting);
 		free(m->groups[i].due);
 	}
 	free(m->groups);
@@ -447,7 +392,7 @@ int store_memory_push(struct store *s, const char *group, const char *payload, s
 	if (!copy)
 		return store_fail_msg(s, "store_push: out of memory for a %zu-byte payload", len);
 	int64_t nid = m->ntasks + 1;
-	if (fifo_append(g, nid) < 0)
+	if (id_queue_push(&g->waiting, nid) < 0)
 		return oom(s, "store_push"); /* the copy stays in the arena, unused */
 	m->ntasks = nid;
 	/* field by field: a compound literal is a rep stos of the whole
@@ -472,14 +417,14 @@ int store_memory_push(struct store *s, const char *group, const char *payload, s
 	return 0;
 }
 
-/* Failed tasks whose time has come join the ready ones. */
+/* Failed tasks whose time has come join the waiting ones. */
 static int promote(struct store_mem *m, struct mgroup *g, double now)
 {
 	while (g->ndue && g->due[0].at <= now) {
 		struct due e = due_pop(g);
 		struct mtask *t = task_at(m, e.id);
 		if (t && t->state == TASK_FAILED && t->due_seq == e.seq &&
-		    make_ready(g, t, e.id) < 0) {
+		    make_waiting(g, t, e.id) < 0) {
 			due_push(g, e); /* there is room: we just popped it */
 			return -1;
 		}
@@ -502,14 +447,8 @@ int store_memory_take(struct store *s, const char *group, const char *worker, do
 		return oom(s, "store_take");
 	int n = 0;
 	while (n < max) {
-		int64_t head = g->flen ? g->fifo[g->fhead].first : 0;
-		bool from_ready = g->ready.len && (!head || g->ready.v[0] < head);
-		int64_t id;
-		if (from_ready)
-			id = id_heap_pop(&g->ready);
-		else if (head)
-			id = fifo_pop(g);
-		else
+		int64_t id = id_queue_pop(&g->waiting);
+		if (!id)
 			break;
 		struct mtask *t = task_at(m, id);
 		if (!t)
@@ -519,12 +458,7 @@ int store_memory_take(struct store *s, const char *group, const char *worker, do
 			/* promoted, then the clock went back: wait again */
 			if (wait_due(g, t, id) == 0)
 				continue;
-			/* give the entry back: its room was just freed */
-			if (from_ready)
-				id_heap_push(&g->ready, id);
-			else
-				fifo_unpop(g, id);
-			t->queued = true;
+			t->queued = id_queue_give_back(&g->waiting, id) == 0;
 			return n > 0 ? n : oom(s, "store_take");
 		}
 		if (t->state != TASK_PENDING && t->state != TASK_FAILED)
@@ -606,7 +540,7 @@ int store_memory_requeue(struct store *s, int64_t id, uint64_t lease, bool refun
 	struct mtask *t = leased(m, id, lease);
 	if (!t)
 		return 0;
-	if (make_ready(group_of(m, t), t, id) < 0)
+	if (make_waiting(group_of(m, t), t, id) < 0)
 		return oom(s, "store_requeue");
 	if (refund && t->attempts > 0)
 		t->attempts--;
@@ -677,8 +611,8 @@ static int recover_one(struct store_mem *m, int64_t id, struct mtask *t, void *a
 		return 0;
 	uint64_t mark = t->worker >= 0 && (size_t)t->worker < m->sentcap ? m->sent[t->worker] : 0;
 	if (mark && t->lease > mark - 1 && t->attempts > 0)
-		t->attempts--;             /* leased ahead, never written: it did not run */
-	make_ready(group_of(m, t), t, id); /* room reserved by the caller */
+		t->attempts--;               /* leased ahead, never written: it did not run */
+	make_waiting(group_of(m, t), t, id); /* room reserved by the caller */
 	move(m, id, t, TASK_PENDING);
 	w->count++;
 	return 0;
@@ -689,7 +623,7 @@ int store_memory_recover(struct store *s)
 	struct store_mem *m = s->mem;
 	for (size_t gi = 0; gi < m->names.len; gi++) {
 		struct mgroup *g = &m->groups[gi];
-		if (id_heap_reserve(&g->ready, (size_t)g->n[TASK_RUNNING]) < 0)
+		if (id_heap_reserve(&g->waiting.back, (size_t)g->n[TASK_RUNNING]) < 0)
 			return oom(s, "store_recover");
 	}
 	struct walk w = {.group = -1};
@@ -709,12 +643,12 @@ static int cancel_one(struct store_mem *m, int64_t id, struct mtask *t, double n
 }
 
 /* dead or cancelled -> pending, as new; the caller has reserved room in
- * the ready heap. */
+ * the waiting queue. */
 static int retry_one(struct store_mem *m, int64_t id, struct mtask *t)
 {
 	if (t->state != TASK_DEAD && t->state != TASK_CANCELLED)
 		return 0;
-	if (make_ready(group_of(m, t), t, id) < 0)
+	if (make_waiting(group_of(m, t), t, id) < 0)
 		return -1;
 	t->attempts = 0;
 	t->result = NULL; /* its bytes stay in the arena until the segment goes */
@@ -787,8 +721,8 @@ int store_memory_retry(struct store *s, const char *group, int64_t id)
 	for (size_t gi = 0; gi < m->names.len; gi++) {
 		struct mgroup *g = &m->groups[gi];
 		if ((w.group < 0 || (int)gi == w.group) &&
-		    id_heap_reserve(&g->ready, (size_t)(g->n[TASK_DEAD] + g->n[TASK_CANCELLED])) <
-		        0)
+		    id_heap_reserve(&g->waiting.back,
+		                    (size_t)(g->n[TASK_DEAD] + g->n[TASK_CANCELLED])) < 0)
 			return oom(s, "store_retry");
 	}
 	each_task(m, 0, retry_walk, &w);

@@ -33,35 +33,47 @@
 	"id, grp, payload, state, attempts, lease, worker, result, error, created, started, "      \
 	"finished, not_before"
 #define AS_NEW                                                                                     \
-	"UPDATE OR FAIL tasks SET state = 'pending', attempts = 0, result = NULL, error = NULL, "  \
-	"finished = NULL, not_before = 0 "
-#define CANCEL "UPDATE OR FAIL tasks SET state = 'cancelled', finished = ?2 "
-/* the WHERE of tasks_held, repeated so that queries may use the index */
-#define HELD "(state = 'failed' OR state = 'dead' OR state = 'cancelled')"
+	"UPDATE OR FAIL tasks SET state = 'pending', held = NULL, attempts = 0, result = NULL, "   \
+	"error = NULL, finished = NULL, not_before = 0 "
+#define CANCEL "UPDATE OR FAIL tasks SET state = 'cancelled', held = 'cancelled', finished = ?2 "
 
 /* Leases are reserved in meta this many at a time: unique across restarts
  * without a meta write per take. */
 #define LEASE_BLOCK 1048576
 
-#define SCHEMA_VERSION 1
+/* 2: `held` (the state while failed, dead or cancelled, else NULL) keys
+ * the operators' indexes, so that the hot path, which never writes it,
+ * never touches them; no index of pending tasks (memory holds them). */
+#define SCHEMA_VERSION 2
 
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS tasks(id INTEGER PRIMARY KEY, grp TEXT NOT NULL,"
     " payload BLOB NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
     " lease INTEGER NOT NULL DEFAULT 0, worker TEXT, result BLOB, error TEXT, created REAL,"
-    " started REAL, finished REAL, not_before REAL NOT NULL DEFAULT 0);"
-    "CREATE INDEX IF NOT EXISTS tasks_pending ON tasks(grp, id) WHERE state = 'pending';"
-    "CREATE INDEX IF NOT EXISTS tasks_due ON tasks(grp, not_before) WHERE state = 'failed';"
-    "CREATE INDEX IF NOT EXISTS tasks_held ON tasks(grp, state, id) WHERE " HELD ";"
+    " started REAL, finished REAL, not_before REAL NOT NULL DEFAULT 0, held TEXT);"
     "CREATE TABLE IF NOT EXISTS sent(worker TEXT PRIMARY KEY, lease INTEGER NOT NULL);"
-    "INSERT OR IGNORE INTO meta VALUES('schema', 1);"
     "INSERT OR IGNORE INTO meta VALUES('lease', 0);";
+
+#define INDEXES_SQL                                                                                \
+	"CREATE INDEX IF NOT EXISTS tasks_due ON tasks(grp, not_before) WHERE held = 'failed';"    \
+	"CREATE INDEX IF NOT EXISTS tasks_held ON tasks(grp, held, id) WHERE held IS NOT NULL;"
+
+static const char fresh_sql[] = INDEXES_SQL "INSERT INTO meta VALUES('schema', 2);";
+
+/* From schema 1: the column, and the indexes on it instead of on state. */
+static const char upgrade_sql[] =
+    "ALTER TABLE tasks ADD COLUMN held TEXT;"
+    "UPDATE tasks SET held = state WHERE state IN ('failed', 'dead', 'cancelled');"
+    "DROP INDEX IF EXISTS tasks_pending;"
+    "DROP INDEX IF EXISTS tasks_due;"
+    "DROP INDEX IF EXISTS tasks_held;" INDEXES_SQL
+    "UPDATE meta SET value = 2 WHERE key = 'schema';";
 
 enum {
 	Q_BEGIN,
 	Q_COMMIT,
-	Q_PUSH,
+	Q_PUSH_ID,
 	Q_PENDING,
 	Q_PROMOTE,
 	Q_GET,
@@ -94,24 +106,27 @@ enum {
 static const char *const queries[Q__COUNT] = {
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_COMMIT] = "COMMIT",
-    [Q_PUSH] = "INSERT OR FAIL INTO tasks(grp, payload, state, created)"
-               " VALUES(?1, ?2, 'pending', ?3)",
-    [Q_PENDING] = "SELECT id, payload, attempts FROM tasks WHERE grp = ?1 AND state = 'pending'"
-                  " ORDER BY id LIMIT ?2",
+    [Q_PUSH_ID] = "INSERT OR FAIL INTO tasks(id, grp, payload, state, created)"
+                  " VALUES(?1, ?2, ?3, 'pending', ?4)",
+    /* a run of ids the group's queue says are pending (some may have been
+     * cancelled since) */
+    [Q_PENDING] = "SELECT id, payload, attempts FROM tasks WHERE id BETWEEN ?1 AND ?2"
+                  " AND grp = ?3 AND state = 'pending'",
     [Q_DUE_ROW] = "SELECT state, not_before, payload, attempts FROM tasks WHERE id = ?1",
-    [Q_PROMOTE] = "SELECT id FROM tasks INDEXED BY tasks_due WHERE grp = ?1 AND state = 'failed'"
+    [Q_PROMOTE] = "SELECT id FROM tasks INDEXED BY tasks_due WHERE grp = ?1 AND held = 'failed'"
                   " AND not_before > ?2 AND not_before <= ?3",
     [Q_GET] = "SELECT " COLS " FROM tasks WHERE id = ?1",
     /* the first pending tasks of a group, lease = ?1 + id */
     [Q_MARK_RANGE] = "UPDATE OR FAIL tasks SET state = 'running', attempts = attempts + 1,"
                      " lease = ?1 + id, worker = ?2, started = ?3"
                      " WHERE grp = ?4 AND state = 'pending' AND id BETWEEN ?5 AND ?6",
-    [Q_MARK] = "UPDATE OR FAIL tasks SET state = 'running', attempts = attempts + 1,"
+    [Q_MARK] = "UPDATE OR FAIL tasks SET state = 'running', held = NULL, attempts = attempts + 1,"
                " lease = ?2, worker = ?3, started = ?4 WHERE id = ?1 AND state = 'failed'",
     [Q_LEASE] = "UPDATE meta SET value = ?1 WHERE key = 'lease'",
     [Q_ACK] = "UPDATE OR FAIL tasks SET state = 'done', result = ?3, finished = ?4"
               " WHERE id = ?1 AND lease = ?2 AND state = 'running'",
-    [Q_FAIL] = "UPDATE OR FAIL tasks SET state = ?3, error = ?4, not_before = ?5, finished = ?6"
+    [Q_FAIL] = "UPDATE OR FAIL tasks SET state = ?3, held = ?3, error = ?4, not_before = ?5,"
+               " finished = ?6"
                " WHERE id = ?1 AND lease = ?2 AND state = 'running'",
     [Q_REQUEUE] = "UPDATE OR FAIL tasks SET state = 'pending', attempts = ?3"
                   " WHERE id = ?1 AND lease = ?2 AND state = 'running'",
@@ -125,10 +140,10 @@ static const char *const queries[Q__COUNT] = {
     [Q_HEAD] = "SELECT grp, state FROM tasks WHERE id = ?1",
     [Q_CANCEL_ID] = CANCEL "WHERE id = ?1",
     [Q_CANCEL_PENDING] = CANCEL "WHERE grp = ?1 AND state = 'pending'",
-    [Q_CANCEL_FAILED] = CANCEL "WHERE grp = ?1 AND state = 'failed' AND " HELD,
+    [Q_CANCEL_FAILED] = CANCEL "WHERE grp = ?1 AND held = 'failed'",
     [Q_RETRY_ID] = AS_NEW "WHERE id = ?1",
-    [Q_RETRY_DEAD] = AS_NEW "WHERE grp = ?1 AND state = 'dead' AND " HELD,
-    [Q_RETRY_CANCELLED] = AS_NEW "WHERE grp = ?1 AND state = 'cancelled' AND " HELD,
+    [Q_RETRY_DEAD] = AS_NEW "WHERE grp = ?1 AND held = 'dead' RETURNING id",
+    [Q_RETRY_CANCELLED] = AS_NEW "WHERE grp = ?1 AND held = 'cancelled' RETURNING id",
     [Q_SCAN] = "SELECT id, grp, state, lease, attempts FROM tasks",
     [Q_LIST] = "SELECT " COLS " FROM tasks WHERE id > ?1 ORDER BY id LIMIT ?2",
     [Q_LIST_GROUP] = "SELECT " COLS " FROM tasks WHERE id > ?1 AND grp = ?3 ORDER BY id"
@@ -137,17 +152,35 @@ static const char *const queries[Q__COUNT] = {
                     " AND (?3 IS NULL OR grp = ?3) ORDER BY id LIMIT ?2",
     [Q_IDS_PENDING] = "SELECT id FROM tasks WHERE grp = ?3 AND state = 'pending' AND id > ?1"
                       " ORDER BY id LIMIT ?2",
-    [Q_IDS_HELD] = "SELECT id FROM tasks WHERE grp = ?3 AND state = ?4 AND " HELD
-                   " AND id > ?1 ORDER BY id LIMIT ?2",
+    [Q_IDS_HELD] = "SELECT id FROM tasks WHERE grp = ?3 AND held = ?4 AND id > ?1"
+                   " ORDER BY id LIMIT ?2",
 };
 
 struct sgroup {
 	long long n[TASK__COUNT];
+	/* its pending tasks by id: the queue the table no longer indexes */
+	struct id_queue waiting;
 	/* Failed tasks whose not_before has come, lowest id first: every
 	 * failed task with not_before <= promoted is in it (or was taken). */
 	struct id_heap due;
 	double promoted;
 };
+
+/* A push or an ack waiting for flush_writes; its bytes are at wbuf + off. */
+struct buffered {
+	int64_t id;
+	uint64_t lease; /* ack */
+	int group;      /* push */
+	size_t off, len;
+	bool null; /* ack: no result at all */
+	double at; /* created, finished */
+};
+
+/* Rows per multi-row INSERT or UPDATE: one statement's overhead spread
+ * over many tasks (docs/store.md, "Throughput") */
+#define WRITE_BATCH 32
+/* buffered writes made at once when they reach this many */
+#define WRITE_BUFFER 512
 
 /* A task a take is about to mark running; its payload is at scratch + off. */
 struct pick {
@@ -175,6 +208,14 @@ struct store_sql {
 	size_t pickcap;
 	char *scratch;
 	size_t scratch_len, scratch_cap;
+	/* writes of the open batch not yet made (see flush_writes), their
+	 * payloads and results in wbuf */
+	struct buffered *pushes, *acks;
+	size_t npush, pushcap, nack, ackcap;
+	char *wbuf;
+	size_t wlen, wcap;
+	int64_t next_id;                    /* the id the next push gets */
+	sqlite3_stmt *push_many, *ack_many; /* WRITE_BATCH rows each */
 };
 
 static int db_err(struct store *s, const char *op)
@@ -204,6 +245,7 @@ static void rollback(struct store_sql *q)
 {
 	if (!sqlite3_get_autocommit(q->db))
 		sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+	q->npush = q->nack = q->wlen = 0; /* they were the batch's */
 }
 
 /* The index of group name, created if new; -1 when out of memory. */
@@ -236,6 +278,7 @@ static int reload(struct store *s)
 	struct store_sql *q = s->sql;
 	for (size_t i = 0; i < q->names.len; i++) {
 		memset(q->groups[i].n, 0, sizeof(q->groups[i].n));
+		id_queue_clear(&q->groups[i].waiting);
 		q->groups[i].due.len = 0;
 		q->groups[i].promoted = -DBL_MAX;
 	}
@@ -247,7 +290,10 @@ static int reload(struct store *s)
 	sqlite3_stmt *st = q->q[Q_SCAN];
 	int rc, gi = -1;
 	const char *msg = NULL;
+	q->next_id = 1;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (sqlite3_column_int64(st, 0) >= q->next_id)
+			q->next_id = sqlite3_column_int64(st, 0) + 1;
 		enum task_state state;
 		const char *grp = (const char *)sqlite3_column_text(st, 1);
 		if (!grp || task_state_parse((const char *)sqlite3_column_text(st, 2), &state) < 0)
@@ -260,6 +306,11 @@ static int reload(struct store *s)
 			break;
 		}
 		q->groups[gi].n[state]++;
+		if (state == TASK_PENDING &&
+		    id_queue_push(&q->groups[gi].waiting, sqlite3_column_int64(st, 0)) < 0) {
+			msg = "out of memory";
+			break;
+		}
 		if (state != TASK_RUNNING)
 			continue;
 		if (run_map_reserve(&q->running, 1) < 0) {
@@ -284,14 +335,32 @@ static int reload(struct store *s)
 	return 0;
 }
 
-/* Before an operation: memory up to date; for a write, no failed batch. */
+static int flush_writes(struct store *s);
+static int prepare_many(struct store *s);
+static int flush_pushes_only(struct store *s);
+
+/* Before a push or an ack, which may be buffered: no failed batch, memory
+ * up to date. */
+static int ready_to_buffer(struct store *s, const char *op)
+{
+	struct store_sql *q = s->sql;
+	if (s->batch && q->broken)
+		return store_fail_msg(s, "%s: the batch failed (%s); store_commit rolls it back",
+		                      op, q->why);
+	if (q->stale && (flush_writes(s) < 0 || reload(s) < 0))
+		return -1;
+	return 0;
+}
+
+/* Before any other operation: the same, and the buffered writes made, as
+ * it may read what they write. */
 static int ready(struct store *s, bool write, const char *op)
 {
 	struct store_sql *q = s->sql;
 	if (write && s->batch && q->broken)
 		return store_fail_msg(s, "%s: the batch failed (%s); store_commit rolls it back",
 		                      op, q->why);
-	if (q->stale && reload(s) < 0)
+	if (flush_writes(s) < 0 || (q->stale && reload(s) < 0))
 		return -1;
 	return 0;
 }
@@ -367,6 +436,12 @@ static int setup(struct store *s, bool sync_full)
 			lease = sqlite3_column_int64(st, 1);
 	}
 	sqlite3_finalize(st);
+	if (version == 0 && sqlite3_exec(q->db, fresh_sql, NULL, NULL, NULL) != SQLITE_OK)
+		return db_err(s, "store_open: creating the schema");
+	if (version == 1 && sqlite3_exec(q->db, upgrade_sql, NULL, NULL, NULL) != SQLITE_OK)
+		return db_err(s, "store_open: upgrading the schema from version 1");
+	if (version == 0 || version == 1)
+		version = SCHEMA_VERSION;
 	if (version != SCHEMA_VERSION)
 		return store_fail_msg(s,
 		                      "store_open: %s has task schema version %lld, this drover "
@@ -376,7 +451,7 @@ static int setup(struct store *s, bool sync_full)
 		if (sqlite3_prepare_v3(q->db, queries[i], -1, SQLITE_PREPARE_PERSISTENT, &q->q[i],
 		                       NULL) != SQLITE_OK)
 			return db_err(s, "store_open: preparing a statement");
-	if (reload(s) < 0)
+	if (prepare_many(s) < 0 || reload(s) < 0)
 		return -1;
 	/* reserve the first block of leases before any is handed out */
 	q->next_lease = (uint64_t)lease + 1;
@@ -389,6 +464,185 @@ static int setup(struct store *s, bool sync_full)
 	return 0;
 }
 
+/* ---- buffered writes ----
+ *
+ * Inside a batch, pushes and acks are not written one statement each but
+ * kept, and made WRITE_BATCH rows per statement (a multi-row INSERT, an
+ * UPDATE ... FROM VALUES) before the commit and before any other
+ * operation, which might read them. Memory (counts, queues, running
+ * tasks) follows at once; ids are assigned here, from the largest in the
+ * table. A failed flush spoils the batch, as a failed multi-row write
+ * always did. */
+
+static int buffer_bytes(struct store *s, const void *p, size_t len, size_t *off)
+{
+	struct store_sql *q = s->sql;
+	if (q->wlen + len > q->wcap) {
+		size_t cap = q->wcap ? q->wcap : 65536;
+		while (cap < q->wlen + len)
+			cap *= 2;
+		char *b = realloc(q->wbuf, cap);
+		if (!b)
+			return -1;
+		q->wbuf = b;
+		q->wcap = cap;
+	}
+	*off = q->wlen;
+	if (len)
+		memcpy(q->wbuf + q->wlen, p, len);
+	q->wlen += len;
+	return 0;
+}
+
+static struct buffered *buffer_row(struct buffered **v, size_t *n, size_t *cap)
+{
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 64;
+		struct buffered *grown = realloc(*v, c * sizeof(*grown));
+		if (!grown)
+			return NULL;
+		*v = grown;
+		*cap = c;
+	}
+	return &(*v)[(*n)++];
+}
+
+/* "head (row), (row), ... tail" with n rows: the multi-row statements. */
+static char *many_rows(const char *head, const char *row, const char *tail, int n)
+{
+	size_t len = strlen(head) + (size_t)n * (strlen(row) + 1) + strlen(tail) + 1;
+	char *sql = malloc(len), *p = sql;
+	if (!sql)
+		return NULL;
+	p += sprintf(p, "%s", head);
+	for (int i = 0; i < n; i++)
+		p += sprintf(p, "%s%s", i ? "," : "", row);
+	sprintf(p, "%s", tail);
+	return sql;
+}
+
+static int prepare_many(struct store *s)
+{
+	struct store_sql *q = s->sql;
+	char *push =
+	    many_rows("INSERT OR FAIL INTO tasks(id, grp, payload, state, created) VALUES ",
+	              "(?,?,?,'pending',?)", "", WRITE_BATCH);
+	char *ack = many_rows("WITH v(id, lease, r, f) AS (VALUES ", "(?,?,?,?)",
+	                      ") UPDATE OR FAIL tasks SET state = 'done', result = v.r,"
+	                      " finished = v.f FROM v WHERE tasks.id = v.id AND"
+	                      " tasks.lease = v.lease AND tasks.state = 'running'",
+	                      WRITE_BATCH);
+	int rc = push && ack &&
+	                 sqlite3_prepare_v3(q->db, push, -1, SQLITE_PREPARE_PERSISTENT,
+	                                    &q->push_many, NULL) == SQLITE_OK &&
+	                 sqlite3_prepare_v3(q->db, ack, -1, SQLITE_PREPARE_PERSISTENT, &q->ack_many,
+	                                    NULL) == SQLITE_OK
+	             ? 0
+	             : -1;
+	free(push);
+	free(ack);
+	return rc < 0 ? db_err(s, "store_open: preparing a statement") : 0;
+}
+
+static void bind_push(struct store_sql *q, sqlite3_stmt *st, int at, const struct buffered *b)
+{
+	sqlite3_bind_int64(st, at, b->id);
+	sqlite3_bind_text(st, at + 1, q->names.names[b->group], -1, SQLITE_STATIC);
+	sqlite3_bind_blob64(st, at + 2, q->wbuf + b->off, b->len, SQLITE_STATIC);
+	sqlite3_bind_double(st, at + 3, b->at);
+}
+
+static void bind_ack(struct store_sql *q, sqlite3_stmt *st, int at, const struct buffered *b,
+                     int result_at)
+{
+	sqlite3_bind_int64(st, at, b->id);
+	sqlite3_bind_int64(st, at + 1, (sqlite3_int64)b->lease);
+	if (b->null)
+		sqlite3_bind_null(st, result_at);
+	else
+		sqlite3_bind_blob64(st, result_at, q->wbuf + b->off, b->len, SQLITE_STATIC);
+	sqlite3_bind_double(st, result_at + 1, b->at);
+}
+
+/* Step st (no rows), reset it; the rows changed, or -1. */
+static int step_changes(struct store *s, sqlite3_stmt *st, const char *op)
+{
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_err(s, op);
+	return sqlite3_changes(s->sql->db);
+}
+
+static int flush_pushes(struct store *s)
+{
+	struct store_sql *q = s->sql;
+	size_t i = 0;
+	for (; i + WRITE_BATCH <= q->npush; i += WRITE_BATCH) {
+		for (int k = 0; k < WRITE_BATCH; k++)
+			bind_push(q, q->push_many, 4 * k + 1, &q->pushes[i + (size_t)k]);
+		if (step_changes(s, q->push_many, "store_push") < 0)
+			return -1;
+	}
+	for (; i < q->npush; i++) {
+		bind_push(q, q->q[Q_PUSH_ID], 1, &q->pushes[i]);
+		if (step_changes(s, q->q[Q_PUSH_ID], "store_push") < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int flush_acks(struct store *s)
+{
+	struct store_sql *q = s->sql;
+	size_t i = 0;
+	int changed = 0, want = 0;
+	for (; i + WRITE_BATCH <= q->nack; i += WRITE_BATCH) {
+		for (int k = 0; k < WRITE_BATCH; k++)
+			bind_ack(q, q->ack_many, 4 * k + 1, &q->acks[i + (size_t)k], 4 * k + 3);
+		int n = step_changes(s, q->ack_many, "store_ack");
+		if (n < 0)
+			return -1;
+		changed += n;
+		want += WRITE_BATCH;
+	}
+	for (; i < q->nack; i++) {
+		bind_ack(q, q->q[Q_ACK], 1, &q->acks[i], 3);
+		int n = step_changes(s, q->q[Q_ACK], "store_ack");
+		if (n < 0)
+			return -1;
+		changed += n;
+		want++;
+	}
+	if (changed != want)
+		q->stale = true; /* the file changed under drover: memory is rebuilt */
+	return 0;
+}
+
+static int flush_writes(struct store *s)
+{
+	struct store_sql *q = s->sql;
+	if (!q->npush && !q->nack)
+		return 0;
+	int rc = q->broken ? 0 : flush_pushes(s) == 0 && flush_acks(s) == 0 ? 0 : -1;
+	q->npush = q->nack = q->wlen = 0;
+	return rc < 0 ? tx_abort(s, false, true) : 0;
+}
+
+/* A take reads pending rows only, which acks never touch: the pushes go,
+ * the acks may keep gathering (their bytes stay where they are in wbuf). */
+static int flush_pushes_only(struct store *s)
+{
+	struct store_sql *q = s->sql;
+	if (!q->npush || q->broken)
+		return 0;
+	int rc = flush_pushes(s);
+	q->npush = 0;
+	if (!q->nack)
+		q->wlen = 0;
+	return rc < 0 ? tx_abort(s, false, true) : 0;
+}
+
 int store_sqlite_open(struct store *s, const char *path, bool sync_full)
 {
 	struct store_sql *q = calloc(1, sizeof(*q));
@@ -397,6 +651,13 @@ int store_sqlite_open(struct store *s, const char *path, bool sync_full)
 		return store_fail_msg(s, "store_open: out of memory");
 	}
 	s->sql = q;
+	/* before SQLite starts: no global memory statistics (a mutex and
+	 * counters on every allocation, ~8% of a task) */
+	static bool configured;
+	if (!configured) {
+		sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+		configured = true;
+	}
 	/* The unix VFS opens the database, -wal and -shm with O_CLOEXEC
 	 * (tests/unit/test_store.c checks). NOMUTEX: one thread uses it. */
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
@@ -425,15 +686,22 @@ void store_sqlite_close(struct store *s)
 		return;
 	for (int i = 0; i < Q__COUNT; i++)
 		sqlite3_finalize(q->q[i]);
-	/* an open batch is rolled back, as a crash would */
+	sqlite3_finalize(q->push_many);
+	sqlite3_finalize(q->ack_many);
+	/* an open batch is rolled back, as a crash would (buffered writes too) */
 	sqlite3_close(q->db);
-	for (size_t i = 0; i < q->names.len; i++)
+	for (size_t i = 0; i < q->names.len; i++) {
 		id_heap_free(&q->groups[i].due);
+		id_queue_free(&q->groups[i].waiting);
+	}
 	free(q->groups);
 	name_map_free(&q->names);
 	run_map_free(&q->running);
 	free(q->picks);
 	free(q->scratch);
+	free(q->pushes);
+	free(q->acks);
+	free(q->wbuf);
 	free(q->path);
 	free(q);
 	s->sql = NULL;
@@ -451,6 +719,7 @@ int store_sqlite_begin(struct store *s)
 int store_sqlite_commit(struct store *s)
 {
 	struct store_sql *q = s->sql;
+	flush_writes(s); /* a failure spoils the batch: rolled back below */
 	if (q->broken) {
 		rollback(q);
 		q->broken = false;
@@ -468,18 +737,33 @@ int store_sqlite_push(struct store *s, const char *group, const char *payload, s
                       int64_t *id)
 {
 	struct store_sql *q = s->sql;
-	if (ready(s, true, "store_push") < 0)
+	if (ready_to_buffer(s, "store_push") < 0)
 		return -1;
 	int gi = group_add(q, group);
 	if (gi < 0)
 		return store_fail_msg(s, "store_push: out of memory");
-	sqlite3_stmt *st = q->q[Q_PUSH];
-	sqlite3_bind_text(st, 1, group, -1, SQLITE_STATIC);
-	sqlite3_bind_blob64(st, 2, payload, len, SQLITE_STATIC);
-	sqlite3_bind_double(st, 3, store_batch_clock(s));
-	if (run(s, Q_PUSH, "store_push") < 0)
-		return tx_abort(s, false, false);
-	*id = sqlite3_last_insert_rowid(q->db);
+	struct buffered b = {.id = q->next_id, .group = gi, .len = len, .at = store_batch_clock(s)};
+	if (s->batch) {
+		struct buffered *slot;
+		if (buffer_bytes(s, payload, len, &b.off) < 0 ||
+		    !(slot = buffer_row(&q->pushes, &q->npush, &q->pushcap)))
+			return store_fail_msg(s, "store_push: out of memory for a %zu-byte payload",
+			                      len);
+		*slot = b;
+		if (q->npush + q->nack >= WRITE_BUFFER && flush_writes(s) < 0)
+			return -1;
+	} else {
+		sqlite3_stmt *st = q->q[Q_PUSH_ID];
+		sqlite3_bind_int64(st, 1, b.id);
+		sqlite3_bind_text(st, 2, group, -1, SQLITE_STATIC);
+		sqlite3_bind_blob64(st, 3, payload, len, SQLITE_STATIC);
+		sqlite3_bind_double(st, 4, b.at);
+		if (run(s, Q_PUSH_ID, "store_push") < 0)
+			return tx_abort(s, false, false);
+	}
+	*id = q->next_id++;
+	if (id_queue_push(&q->groups[gi].waiting, *id) < 0)
+		q->stale = true; /* the next call rebuilds the queue from the table */
 	q->groups[gi].n[TASK_PENDING]++;
 	return 0;
 }
@@ -617,8 +901,8 @@ static int merge_due(struct store *s, struct sgroup *g, double now, int *np, int
 		sqlite3_reset(get);
 		if (err < 0)
 			return -1;
-		if (*np == max)
-			--*np; /* the last pending one waits for the next take */
+		if (*np == max && id_queue_give_back(&g->waiting, picks[--*np].id) < 0)
+			q->stale = true; /* the last pending one waits for the next take */
 		memmove(&picks[j + 1], &picks[j], (size_t)(*np - j) * sizeof(*picks));
 		picks[j++] = p;
 		++*np;
@@ -701,13 +985,51 @@ static int mark_running(struct store *s, int gi, const char *worker, double now,
 	return 0;
 }
 
-/* Pending tasks come from the queue index in id order; failed tasks whose
+/* The lowest pending tasks of g, up to max, into picks[]: runs of ids from
+ * its queue, each read with one range SELECT (entries cancelled since are
+ * not pending any more, and are left out). 0 or -1. */
+static int take_pending(struct store *s, struct sgroup *g, const char *group, int *np, int max)
+{
+	struct store_sql *q = s->sql;
+	sqlite3_stmt *st = q->q[Q_PENDING];
+	while (*np < max) {
+		int64_t first;
+		size_t k = id_queue_pop_run(&g->waiting, (size_t)(max - *np), &first);
+		if (!k && (first = id_queue_pop(&g->waiting)))
+			k = 1;
+		if (!k)
+			break;
+		sqlite3_bind_int64(st, 1, first);
+		sqlite3_bind_int64(st, 2, first + (int64_t)k - 1);
+		sqlite3_bind_text(st, 3, group, -1, SQLITE_STATIC);
+		int rc;
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			struct pick *p = &q->picks[*np];
+			*p = (struct pick){.id = sqlite3_column_int64(st, 0),
+			                   .attempts = sqlite3_column_int(st, 2)};
+			if (scratch_add(s, st, 1, p) < 0)
+				break;
+			++*np;
+		}
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE) {
+			if (rc != SQLITE_ROW)
+				db_err(s, "store_take");
+			return -1; /* the queue is off now: the abort rebuilds it */
+		}
+	}
+	if (!*np && id_queue_empty(&g->waiting))
+		q->stale = true; /* counted pending, yet none queued: rebuild */
+	return 0;
+}
+
+/* Pending tasks come from the group's queue in id order; failed tasks whose
  * time has come wait in g->due, also by id; the two are merged. */
 int store_sqlite_take(struct store *s, const char *group, const char *worker, double now,
                       struct task_lease *out, int max)
 {
 	struct store_sql *q = s->sql;
-	if (ready(s, true, "store_take") < 0)
+	if (ready_to_buffer(s, "store_take") < 0 || flush_pushes_only(s) < 0)
 		return -1;
 	int gi = name_map_find(&q->names, group);
 	if (gi < 0)
@@ -729,25 +1051,8 @@ int store_sqlite_take(struct store *s, const char *group, const char *worker, do
 	if (tx_open(s, &own, "store_take") < 0)
 		return -1;
 	int n = 0;
-	if (g->n[TASK_PENDING]) {
-		sqlite3_stmt *st = q->q[Q_PENDING];
-		sqlite3_bind_text(st, 1, group, -1, SQLITE_STATIC);
-		sqlite3_bind_int(st, 2, max);
-		int rc = SQLITE_DONE;
-		while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-			struct pick *p = &q->picks[n];
-			*p = (struct pick){.id = sqlite3_column_int64(st, 0),
-			                   .attempts = sqlite3_column_int(st, 2)};
-			if (scratch_add(s, st, 1, p) < 0)
-				break;
-			n++;
-		}
-		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-			db_err(s, "store_take");
-		sqlite3_reset(st);
-		if (rc != SQLITE_DONE && n < max)
-			goto fail;
-	}
+	if (g->n[TASK_PENDING] && take_pending(s, g, group, &n, max) < 0)
+		goto fail;
 	if (!g->n[TASK_FAILED])
 		g->due.len = 0; /* nothing failed: whatever is left there is stale */
 	else if (promote(s, g, group, now) < 0 || merge_due(s, g, now, &n, max) < 0)
@@ -776,11 +1081,29 @@ int store_sqlite_ack(struct store *s, int64_t id, uint64_t lease, const char *re
                      double now)
 {
 	struct store_sql *q = s->sql;
-	if (ready(s, true, "store_ack") < 0)
+	if (ready_to_buffer(s, "store_ack") < 0)
 		return -1;
 	struct run_entry *e = run_map_get(&q->running, id);
 	if (!e || e->lease != lease)
 		return 0;
+	if (s->batch) {
+		struct buffered b = {.id = id,
+		                     .lease = lease,
+		                     .len = len,
+		                     .null = !result,
+		                     .at = now},
+		                *slot;
+		if (buffer_bytes(s, result, result ? len : 0, &b.off) < 0 ||
+		    !(slot = buffer_row(&q->acks, &q->nack, &q->ackcap)))
+			return store_fail_msg(s, "store_ack: out of memory for a %zu-byte result",
+			                      len);
+		*slot = b;
+		count_move(q, e->group, TASK_RUNNING, TASK_DONE);
+		run_map_del(&q->running, id);
+		if (q->npush + q->nack >= WRITE_BUFFER && flush_writes(s) < 0)
+			return -1;
+		return 1;
+	}
 	sqlite3_stmt *st = q->q[Q_ACK];
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)lease);
@@ -845,6 +1168,8 @@ int store_sqlite_requeue(struct store *s, int64_t id, uint64_t lease, bool refun
 	if (rc == 1) {
 		count_move(q, gi, TASK_RUNNING, TASK_PENDING);
 		run_map_del(&q->running, id);
+		if (id_queue_give_back(&q->groups[gi].waiting, id) < 0)
+			q->stale = true;
 	}
 	return rc;
 }
@@ -903,8 +1228,11 @@ int store_sqlite_recover(struct store *s)
 		sqlite3_bind_int64(st, 1, ids[i]);
 		if (run(s, Q_RECOVER, "store_recover") < 0)
 			goto fail;
-		count_move(q, run_map_get(&q->running, ids[i])->group, TASK_RUNNING, TASK_PENDING);
+		int gi = run_map_get(&q->running, ids[i])->group;
+		count_move(q, gi, TASK_RUNNING, TASK_PENDING);
 		run_map_del(&q->running, ids[i]);
+		if (id_queue_give_back(&q->groups[gi].waiting, ids[i]) < 0)
+			q->stale = true;
 	}
 	if (run(s, Q_FORGET_SENT, "store_recover") < 0 || tx_close(s, own, "store_recover") < 0)
 		goto fail;
@@ -957,6 +1285,8 @@ static int change_one(struct store *s, int qi, const char *group, int64_t id, en
 	if (run(s, qi, op) < 0)
 		return -1;
 	count_move(q, gi, state, to);
+	if (to == TASK_PENDING && id_queue_give_back(&q->groups[gi].waiting, id) < 0)
+		q->stale = true;
 	return 1;
 }
 
@@ -976,9 +1306,24 @@ static int change_groups(struct store *s, int qi, const char *group, enum task_s
 		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 		if (qi == Q_CANCEL_PENDING || qi == Q_CANCEL_FAILED)
 			sqlite3_bind_double(st, 2, now);
-		if (run(s, qi, op) < 0)
+		int changed = 0;
+		if (to == TASK_PENDING) {
+			/* RETURNING id: they join the group's queue */
+			int rc;
+			while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+				if (id_queue_give_back(&g->waiting, sqlite3_column_int64(st, 0)) <
+				    0)
+					q->stale = true;
+				changed++;
+			}
+			sqlite3_reset(st);
+			if (rc != SQLITE_DONE)
+				return db_err(s, op);
+		} else if (run(s, qi, op) < 0) {
 			return -1;
-		int changed = sqlite3_changes(q->db);
+		} else {
+			changed = sqlite3_changes(q->db);
+		}
 		g->n[from] -= changed;
 		g->n[to] += changed;
 		total += changed;

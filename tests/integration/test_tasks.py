@@ -16,6 +16,7 @@ DROVER_TASKWORKER (examples/square.c: lines/json squares with
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -609,15 +610,40 @@ class Edges(unittest.TestCase):
         self.assertEqual(sum(t2.counts("js").values()), 0)
         # from a file, the error names the file and line (not the index in
         # the client's batch), and says what got in before it
-        src = t2.write_lines("bad.txt", [str(k) for k in range(1, 2500)] + ["{oops"] +
-                             [str(k) for k in range(2501, 2600)])
+        bad = 25_000  # past the first requests, whatever their size
+        src = t2.write_lines("bad.txt", [str(k) for k in range(1, bad)] + ["{oops"] +
+                             [str(k) for k in range(bad + 1, bad + 100)])
         p = subprocess.run([DROVER_BIN, "submit", "-c", t2.d.config_path, "-q", "js", "-f", src],
                            capture_output=True, text=True, timeout=30, env=t2.d.env(),
                            stdin=subprocess.DEVNULL)
         self.assertEqual(p.returncode, 1)
-        self.assertIn(f"{src}:2500: a task of a json pool must be JSON", p.stderr)
-        self.assertIn("2000 tasks before it were accepted", p.stderr)
-        self.assertEqual(sum(t2.counts("js").values()), 2000)
+        self.assertIn(f"{src}:{bad}: a task of a json pool must be JSON", p.stderr)
+        m = re.search(r"(\d+) tasks before it were accepted", p.stderr)
+        self.assertTrue(m, p.stderr)
+        self.assertTrue(0 < int(m.group(1)) < bad, p.stderr)
+        self.assertEqual(sum(t2.counts("js").values()), int(m.group(1)))
+
+    def test_submit_requests_fit_the_socket(self):
+        """drover submit -f packs tasks into requests by count and by size:
+        3000 tasks of 100 bytes (300 KB) all get in, though a request line
+        may be 64 KiB; a single task too long for any request is refused,
+        naming its file and line."""
+        t = Tasks(self, "memory", "sizes")
+        t.start(pool("sq", taskworker(), 0))
+        src = t.write_lines("wide.txt", ["x" * 100 + str(k) for k in range(3000)])
+        p = subprocess.run([DROVER_BIN, "submit", "-c", t.d.config_path, "-q", "sq", "-f", src],
+                           capture_output=True, text=True, timeout=30, env=t.d.env(),
+                           stdin=subprocess.DEVNULL)
+        self.assertEqual((p.returncode, p.stdout.strip()), (0, "3000"), p.stderr)
+        self.assertEqual(t.counts("sq")["pending"], 3000)
+        src = t.write_lines("huge.txt", ["first", "y" * 70_000, "third"])
+        p = subprocess.run([DROVER_BIN, "submit", "-c", t.d.config_path, "-q", "sq", "-f", src],
+                           capture_output=True, text=True, timeout=30, env=t.d.env(),
+                           stdin=subprocess.DEVNULL)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(f"{src}:2: a task of 70000 bytes is longer than a request may carry",
+                      p.stderr)
+        self.assertEqual(t.counts("sq")["pending"], 3000, "nothing of that file got in")
 
     def test_task_timeout_restarts_hung_worker(self):
         """task_timeout: a worker that stops answering is restarted and its

@@ -748,6 +748,60 @@ static void test_batch_calls(void **state)
 	assert_int_equal(state_of(s, id), TASK_DONE);
 }
 
+/* Inside a batch the sqlite store makes pushes and acks many rows a
+ * statement; whatever reads the tasks sees them all the same. */
+static void test_batch_reads_its_writes(void **state)
+{
+	struct fx *f = *state;
+	struct store *s = f->s;
+	enum { N = 70 }; /* two full multi-row statements and a remainder */
+	assert_int_equal(store_begin(s), 0);
+	for (int i = 1; i <= N; i++) {
+		char p[16];
+		snprintf(p, sizeof(p), "p%d", i);
+		assert_int_equal(push(s, "g", p), i);
+	}
+	struct task g;
+	get(s, N, &g);
+	assert_string_equal(g.payload, "p70");
+	task_free(&g);
+	struct task_lease t[N];
+	assert_int_equal(store_take(s, "g", "w", 1.0, t, N), N);
+	for (int i = 0; i < N; i++) {
+		char r[16];
+		int len = snprintf(r, sizeof(r), "r%lld", (long long)t[i].id);
+		/* one with no result at all, one with an empty one */
+		const char *res = i == 5 ? NULL : i == 6 ? "" : r;
+		size_t rlen = i == 5 || i == 6 ? 0 : (size_t)len;
+		assert_int_equal(store_ack(s, t[i].id, t[i].lease, res, rlen, 2.0), 1);
+	}
+	struct task l[N];
+	assert_int_equal(store_list(s, "g", TASK_DONE, 0, l, N), N);
+	for (int i = 0; i < N; i++) {
+		char r[16];
+		snprintf(r, sizeof(r), "r%d", i + 1);
+		if (i == 5)
+			assert_null(l[i].result);
+		else
+			assert_string_equal(l[i].result, i == 6 ? "" : r);
+		task_free(&l[i]);
+	}
+	assert_int_equal(store_commit(s), 0);
+	reopen(f);
+	expect_counts(f->s, "g", 0, 0, N, 0, 0, 0);
+	get(f->s, 40, &g);
+	assert_string_equal(g.result, "r40");
+	assert_true(g.finished == 2.0);
+	task_free(&g);
+	/* a batch rolled back takes its buffered writes with it */
+	assert_int_equal(store_begin(f->s), 0);
+	int64_t lost = push(f->s, "g", "lost");
+	reopen(f);
+	assert_int_equal(store_get(f->s, lost, &g), is_sqlite() ? 0 : 1);
+	if (!is_sqlite())
+		task_free(&g);
+}
+
 static void test_batch_100k(void **state)
 {
 	struct fx *f = *state;
@@ -1023,6 +1077,80 @@ static void test_recover_refunds_unsent(void **state)
 	task_free(&g);
 }
 
+/* A database of schema 1 (drover before the `held` column) is upgraded at
+ * open: the same tasks, states, counts and queues, the old indexes gone. */
+static void test_upgrade_from_schema_1(void **state)
+{
+	struct fx *f = *state;
+	store_close(f->s);
+	unlink(f->path);
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	const char *v1 =
+	    "PRAGMA journal_mode = WAL;"
+	    "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+	    "CREATE TABLE tasks(id INTEGER PRIMARY KEY, grp TEXT NOT NULL, payload BLOB NOT NULL,"
+	    " state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+	    " lease INTEGER NOT NULL DEFAULT 0, worker TEXT, result BLOB, error TEXT, created REAL,"
+	    " started REAL, finished REAL, not_before REAL NOT NULL DEFAULT 0);"
+	    "CREATE INDEX tasks_pending ON tasks(grp, id) WHERE state = 'pending';"
+	    "CREATE INDEX tasks_due ON tasks(grp, not_before) WHERE state = 'failed';"
+	    "CREATE INDEX tasks_held ON tasks(grp, state, id) WHERE (state = 'failed' OR"
+	    " state = 'dead' OR state = 'cancelled');"
+	    "INSERT INTO meta VALUES('schema', 1), ('lease', 1048576);"
+	    "INSERT INTO tasks(grp, payload, state, attempts, lease, result, error, not_before)"
+	    " VALUES ('g', 'p1', 'pending', 0, 0, NULL, NULL, 0),"
+	    " ('g', 'p2', 'done', 1, 7, 'r2', NULL, 0),"
+	    " ('g', 'p3', 'failed', 1, 8, NULL, 'e3', 5.0),"
+	    " ('g', 'p4', 'dead', 3, 9, NULL, 'e4', 0),"
+	    " ('g', 'p5', 'cancelled', 0, 0, NULL, NULL, 0),"
+	    " ('g', 'p6', 'running', 1, 10, NULL, NULL, 0);";
+	assert_int_equal(sqlite3_exec(db, v1, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	f->s = open_store(f);
+	expect_counts(f->s, "g", 1, 1, 1, 1, 1, 1);
+	assert_int_equal(store_recover(f->s), 1);
+	struct task_lease t[4];
+	/* pending 1 and recovered 6, then the retry of 3 once it is due */
+	assert_int_equal(store_take(f->s, "g", "w", 1.0, t, 4), 2);
+	assert_int_equal(t[0].id, 1);
+	assert_int_equal(t[1].id, 6);
+	assert_true(t[0].lease > 1048576);
+	assert_int_equal(store_take(f->s, "g", "w", 6.0, t, 4), 1);
+	assert_int_equal(t[0].id, 3);
+	struct task l[4];
+	assert_int_equal(store_list(f->s, "g", TASK_DEAD, 0, l, 4), 1);
+	assert_int_equal(l[0].id, 4);
+	task_free(&l[0]);
+	assert_int_equal(store_retry(f->s, "g", 0), 2); /* dead 4, cancelled 5 */
+	expect_counts(f->s, "g", 2, 3, 1, 0, 0, 0);
+	store_close(f->s);
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(db,
+	                                    "SELECT (SELECT value FROM meta WHERE key = 'schema'),"
+	                                    " (SELECT count(*) FROM sqlite_master WHERE"
+	                                    " name = 'tasks_pending'),"
+	                                    " (SELECT count(*) FROM tasks WHERE held IS NOT NULL)",
+	                                    -1, &st, NULL),
+	                 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 2);
+	assert_int_equal(sqlite3_column_int(st, 1), 0);
+	assert_int_equal(sqlite3_column_int(st, 2), 0); /* none failed, dead or cancelled now */
+	sqlite3_finalize(st);
+	/* a schema from a newer drover is refused, by number */
+	assert_int_equal(
+	    sqlite3_exec(db, "UPDATE meta SET value = 3 WHERE key = 'schema'", NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	char err[512] = "";
+	f->s = store_open("sqlite", f->path, true, err, sizeof(err));
+	assert_null(f->s);
+	assert_non_null(strstr(err, "version 3"));
+	f->s = store_open("memory", NULL, true, err, sizeof(err)); /* for the teardown */
+}
+
 #define BOTH(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -1046,11 +1174,16 @@ int main(void)
 	    BOTH(test_cancel_retry),
 	    BOTH(test_get),
 	    BOTH(test_batch_calls),
+	    BOTH(test_batch_reads_its_writes),
 	    BOTH(test_batch_100k),
 	};
 	const struct CMUnitTest sqlite_only[] = {
-	    BOTH(test_open_errors), BOTH(test_persistence),          BOTH(test_cloexec),
-	    BOTH(test_sync_normal), BOTH(test_changed_under_drover),
+	    BOTH(test_open_errors),
+	    BOTH(test_persistence),
+	    BOTH(test_cloexec),
+	    BOTH(test_sync_normal),
+	    BOTH(test_changed_under_drover),
+	    BOTH(test_upgrade_from_schema_1),
 	};
 	const struct CMUnitTest memory_only[] = {
 	    BOTH(test_forget_finished),
