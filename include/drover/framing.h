@@ -19,6 +19,10 @@
 int frame_check_task(enum task_protocol proto, const char *payload, size_t len, char *err,
                      size_t errlen);
 
+/* Grow *buf (realloc, doubling from 4 KiB) to hold need bytes: 0 or
+ * -ENOMEM. */
+int frame_reserve(char **buf, size_t *cap, size_t need);
+
 /* Bytes to write for one task (without NUL): appended to *buf (grown with
  * realloc). Returns 0 or -ENOMEM. */
 int frame_task(enum task_protocol proto, int64_t id, const char *payload, size_t len, char **buf,

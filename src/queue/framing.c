@@ -36,7 +36,7 @@ int frame_check_task(enum task_protocol proto, const char *payload, size_t len, 
 	return 0;
 }
 
-static int reserve(char **buf, size_t *cap, size_t need)
+int frame_reserve(char **buf, size_t *cap, size_t need)
 {
 	if (need <= *cap)
 		return 0;
@@ -59,7 +59,7 @@ int frame_task(enum task_protocol proto, int64_t id, const char *payload, size_t
 	if (proto == TASKS_JSON)
 		hlen = snprintf(head, sizeof(head), "{\"id\":\"%" PRId64 "\",\"data\":", id);
 	size_t need = *buflen + (size_t)hlen + len + 2;
-	if (reserve(buf, bufcap, need) < 0)
+	if (frame_reserve(buf, bufcap, need) < 0)
 		return -ENOMEM;
 	char *p = *buf + *buflen;
 	memcpy(p, head, (size_t)hlen);
@@ -88,7 +88,7 @@ int line_reader_feed(struct line_reader *lr, const char *data, size_t n, line_fn
 		} else if (nl && lr->len == 0) {
 			fn(arg, data, take, false); /* the common case: no copy */
 		} else {
-			if (reserve(&lr->buf, &lr->cap, lr->len + take + 1) < 0)
+			if (frame_reserve(&lr->buf, &lr->cap, lr->len + take + 1) < 0)
 				return -ENOMEM;
 			memcpy(lr->buf + lr->len, data, take);
 			lr->len += take;

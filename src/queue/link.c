@@ -78,21 +78,6 @@ static struct inflight inflight_pop_tail(struct task_link *l)
 	return out;
 }
 
-static int grow(char **buf, size_t *cap, size_t need)
-{
-	if (need <= *cap)
-		return 0;
-	size_t c = *cap ? *cap : 4096;
-	while (c < need)
-		c *= 2;
-	char *b = realloc(*buf, c);
-	if (!b)
-		return -ENOMEM;
-	*buf = b;
-	*cap = c;
-	return 0;
-}
-
 /* ---- the pipe ---- */
 
 static struct task_link *link_of(const struct worker *w)
@@ -300,7 +285,7 @@ void link_release(struct worker *w)
 		size_t bytes = 0;
 		for (size_t i = l->written; i < end; i++)
 			bytes += inflight_at(l, i)->frame;
-		if (grow(&l->out, &l->outcap, l->outlen + bytes) < 0)
+		if (frame_reserve(&l->out, &l->outcap, l->outlen + bytes) < 0)
 			return; /* they stay held; the next release tries again */
 		for (size_t i = l->written; i < end; i++)
 			inflight_at(l, i)->sent = queue_clock.mono;
