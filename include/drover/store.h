@@ -77,6 +77,12 @@ void store_forget_finished(struct store *s);
  * batch are each their own transaction. 0 or -1 (see store_error). */
 int store_begin(struct store *s);
 int store_commit(struct store *s);
+/* Inside a batch a backend may keep writes and make them together (the
+ * sqlite one does, for pushes and acks), before the commit or any call
+ * that reads them. This makes them now: the dispatcher says when it has
+ * a moment (its workers fed), so that the work does not fall in the middle
+ * of reading their results. 0 or -1 (the batch is then spoilt). */
+int store_flush(struct store *s);
 const char *store_error(struct store *s); /* the last error, a sentence */
 
 /* Add a pending task; *id receives its id. */

@@ -588,6 +588,9 @@ void queue_turn(struct supervisor *sup)
 			link_release(g->workers[j]);
 		queue_resync_counts(sup, g);
 	}
+	/* the workers are fed: the store's kept writes now, while they work */
+	if (qs->in_batch && store_flush(sup->store) < 0)
+		queue_store_trouble(sup, "cannot write the batch");
 	if (qs->waiters && !qs->in_batch)
 		release_waiters(sup);
 	/* work that arrived during this turn must not wait for an fd to wake

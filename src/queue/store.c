@@ -434,6 +434,13 @@ int store_commit(struct store *s)
 	return 0;
 }
 
+int store_flush(struct store *s)
+{
+	if (s->backend == BACKEND_SQLITE)
+		return store_sqlite_flush(s);
+	return 0;
+}
+
 const char *store_error(struct store *s)
 {
 	return s && s->err[0] ? s->err : "no error";

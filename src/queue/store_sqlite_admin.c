@@ -387,7 +387,9 @@ int store_sqlite_list(struct store *s, const char *group, int state, int64_t aft
 int store_sqlite_counts(struct store *s, const char *group, struct store_counts *out)
 {
 	struct store_sql *q = s->sql;
-	if (sq_ready(s, false, "store_counts") < 0)
+	/* memory counts what is buffered too: no flush (the dispatcher asks
+	 * every turn), only a rebuild if memory is off */
+	if (q->stale && sq_ready(s, false, "store_counts") < 0)
 		return -1;
 	for (size_t gi = 0; gi < q->names.len; gi++) {
 		if (group && strcmp(group, q->names.names[gi]) != 0)

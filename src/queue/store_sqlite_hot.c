@@ -175,6 +175,11 @@ int sq_flush_writes(struct store *s)
 	return rc < 0 ? sq_tx_abort(s, false, true) : 0;
 }
 
+int store_sqlite_flush(struct store *s)
+{
+	return s->batch ? sq_flush_writes(s) : 0;
+}
+
 /* A take reads pending rows only, which acks never touch: the pushes go,
  * the acks may keep gathering (their bytes stay where they are in wbuf). */
 int sq_flush_pushes(struct store *s)
