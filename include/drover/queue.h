@@ -48,8 +48,7 @@ struct task_link {
 	struct inflight *ring;
 	size_t head, count, cap;
 	size_t written, durable;
-	uint64_t sent_lease;   /* the last lease written */
-	uint64_t marked_lease; /* the last one the store was told of */
+	uint64_t marked_lease; /* the sent mark the store was last told of */
 	struct line_reader reader;
 	double progress; /* last result, or when the first task went out */
 	long long done;

@@ -410,6 +410,10 @@ static void cleanup(struct supervisor *sup)
 	if (sup->opts.map)
 		map_detach(sup);
 	monitor_stop(sup);
+	/* the last batch before the groups go: their results files are
+	 * written after the commit that recorded those results, never before */
+	if (queue_commit_now(sup) < 0)
+		fprintf(stderr, "drover: the last commit of the task store failed\n");
 	for (size_t i = 0; i < sup->ngroups; i++)
 		group_free(sup->groups[i]);
 	free(sup->groups);

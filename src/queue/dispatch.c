@@ -498,11 +498,15 @@ static void mark_sent(struct supervisor *sup)
 		for (size_t j = 0; g->queue && j < g->nworkers; j++) {
 			struct worker *w = g->workers[j];
 			struct task_link *l = w->tasks;
-			if (!l || !l->count || l->sent_lease == l->marked_lease)
+			if (!l || !l->count)
 				continue;
-			if (store_mark_sent(sup->store, w->spec.name, l->sent_lease) < 0)
+			uint64_t mark = link_sent_mark(w);
+			if (mark == l->marked_lease)
+				continue;
+			if (store_mark_sent(sup->store, w->spec.name, mark) < 0)
 				queue_store_trouble(sup, "cannot record what was sent");
-			l->marked_lease = l->sent_lease;
+			else
+				l->marked_lease = mark;
 		}
 	}
 }
@@ -544,6 +548,54 @@ static void answer_submits(struct supervisor *sup, bool ok)
 	}
 }
 
+static int cmp_id(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* After a rollback: acks and give-backs of the batch were undone, so tasks
+ * that no worker holds show as running again. Back to the queue with them
+ * (their attempt refunded: they did not fail). */
+static void reclaim(struct supervisor *sup, struct group *g)
+{
+	size_t n = 0, cap = 0;
+	int64_t *held = NULL;
+	for (size_t j = 0; j < g->nworkers; j++) {
+		const struct task_link *l = g->workers[j]->tasks;
+		for (size_t k = 0; l && k < l->count; k++) {
+			if (n == cap) {
+				cap = cap ? cap * 2 : 256;
+				int64_t *v = realloc(held, cap * sizeof(*v));
+				if (!v) {
+					free(held);
+					queue_store_trouble(sup, "out of memory reclaiming tasks");
+					return;
+				}
+				held = v;
+			}
+			held[n++] = l->ring[(l->head + k) & (l->cap - 1)].id;
+		}
+	}
+	if (n)
+		qsort(held, n, sizeof(*held), cmp_id);
+	struct task page[256];
+	int64_t after = 0;
+	int got;
+	while ((got = store_list(sup->store, g->name, TASK_RUNNING, after, page, 256)) > 0) {
+		for (int i = 0; i < got; i++) {
+			after = page[i].id;
+			if (!n || !bsearch(&page[i].id, held, n, sizeof(*held), cmp_id)) {
+				queue_batch(sup);
+				store_requeue(sup->store, page[i].id, page[i].lease, true);
+				g->queue->next_take = 0;
+			}
+			task_free(&page[i]);
+		}
+	}
+	free(held);
+}
+
 /* After a commit (ok) or its rollback: replies, results, and the links
  * learn which of their leases are committed or void. */
 static void settle(struct supervisor *sup, bool ok)
@@ -555,6 +607,8 @@ static void settle(struct supervisor *sup, bool ok)
 			continue;
 		if (ok && g->queue->results_len)
 			results_flush(g->queue);
+		else if (!ok)
+			g->queue->results_len = 0; /* their acks were undone */
 		for (size_t j = 0; j < g->nworkers; j++) {
 			struct worker *w = g->workers[j];
 			if (w->tasks && ok)
@@ -562,6 +616,8 @@ static void settle(struct supervisor *sup, bool ok)
 			else if (w->tasks)
 				link_rollback(w); /* rolled back: those tasks are pending again */
 		}
+		if (!ok)
+			reclaim(sup, g);
 	}
 }
 
@@ -580,6 +636,8 @@ void queue_turn(struct supervisor *sup)
 	bool committed = commit_due(sup, now);
 	if (committed)
 		settle(sup, commit(sup) == 0);
+	else if (!qs->in_batch)
+		settle(sup, true); /* no batch (store_begin failed): each write was its own */
 	for (size_t i = 0; i < sup->ngroups; i++) {
 		struct group *g = sup->groups[i];
 		if (!g->queue)

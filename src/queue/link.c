@@ -173,7 +173,6 @@ int task_link_pipes(struct worker *w, int *stdin_child)
 	fcntl(fds[1], F_SETPIPE_SZ, PIPE_SIZE);
 	l->in_watch.fd = fds[1];
 	l->count = l->head = l->written = l->durable = 0;
-	l->sent_lease = 0;
 	l->marked_lease = UINT64_MAX; /* the store has not been told: tell it */
 	l->heldoff = l->heldlen = 0;
 	l->draining = false;
@@ -259,6 +258,17 @@ int link_add(struct worker *w, const struct task_lease *t, bool keep_payload)
 	return 0;
 }
 
+uint64_t link_sent_mark(const struct worker *w)
+{
+	struct task_link *l = w->tasks;
+	size_t prefetch = (size_t)w->group->prog->prefetch;
+	size_t end = l->count < prefetch ? l->count : prefetch;
+	if (end < l->written)
+		end = l->written;
+	/* leases ascend along the ring (each take's above the last's) */
+	return end ? inflight_at(l, end - 1)->lease : 0;
+}
+
 void link_committed(struct worker *w)
 {
 	w->tasks->durable = w->tasks->count;
@@ -289,7 +299,6 @@ void link_release(struct worker *w)
 			return; /* they stay held; the next release tries again */
 		for (size_t i = l->written; i < end; i++)
 			inflight_at(l, i)->sent = queue_clock.mono;
-		l->sent_lease = inflight_at(l, end - 1)->lease;
 		if (!l->written)
 			l->progress = queue_clock.mono;
 		memcpy(l->out + l->outlen, l->held + l->heldoff, bytes);

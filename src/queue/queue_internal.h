@@ -86,6 +86,10 @@ bool link_usable(const struct worker *w);
 int link_room(const struct worker *w);
 /* Lease one more task to it: framed and held until written. 0 or -ENOMEM. */
 int link_add(struct worker *w, const struct task_lease *t, bool keep_payload);
+/* The sent mark for the commit being made: the lease of the last task the
+ * worker will have been written once that commit is done and its leases
+ * released (so a crash after it charges those, and refunds the rest). */
+uint64_t link_sent_mark(const struct worker *w);
 /* Everything leased so far is committed: it may be written. */
 void link_committed(struct worker *w);
 /* The commit failed: the leases since the last one are void. */

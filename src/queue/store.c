@@ -428,10 +428,11 @@ int store_commit(struct store *s)
 {
 	if (!s->batch)
 		return 0;
+	/* the backend commits while the batch is still open: a write it makes
+	 * first (the sqlite one's buffered rows) must be able to spoil it */
+	int rc = s->backend == BACKEND_SQLITE ? store_sqlite_commit(s) : 0;
 	s->batch = false;
-	if (s->backend == BACKEND_SQLITE)
-		return store_sqlite_commit(s);
-	return 0;
+	return rc;
 }
 
 int store_flush(struct store *s)

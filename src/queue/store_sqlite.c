@@ -439,7 +439,11 @@ int store_sqlite_begin(struct store *s)
 int store_sqlite_commit(struct store *s)
 {
 	struct store_sql *q = s->sql;
-	sq_flush_writes(s); /* a failure spoils the batch: rolled back below */
+	if (sq_flush_writes(s) < 0 && !q->broken) {
+		/* spoilt (sq_tx_abort marks it so): roll back, never commit */
+		q->broken = true;
+		snprintf(q->why, sizeof(q->why), "%s", s->err);
+	}
 	if (q->broken) {
 		sq_rollback(q);
 		q->broken = false;

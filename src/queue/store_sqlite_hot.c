@@ -348,16 +348,21 @@ static int mark_running(struct store *s, int gi, const char *worker, double now,
 {
 	struct store_sql *q = s->sql;
 	const struct pick *picks = q->picks;
-	int64_t first = 0, last = 0;
+	if (!n)
+		return 0;
+	/* picks ascend by id, so leases base + id ascend in the order the
+	 * worker gets them, retries among them: how far it was written is a
+	 * prefix of its leases (store_mark_sent) */
+	int64_t first = picks[0].id, last = picks[n - 1].id, pfirst = 0, plast = 0;
 	int npending = 0;
 	for (int i = 0; i < n; i++)
 		if (!picks[i].failed) {
-			first = first ? first : picks[i].id;
-			last = picks[i].id;
+			pfirst = pfirst ? pfirst : picks[i].id;
+			plast = picks[i].id;
 			npending++;
 		}
-	uint64_t span = npending ? (uint64_t)(last - first) + 1 : 0;
-	if (reserve_leases(s, span + (uint64_t)(n - npending)) < 0)
+	uint64_t span = (uint64_t)(last - first) + 1;
+	if (reserve_leases(s, span) < 0)
 		return -1;
 	int64_t base = (int64_t)q->next_lease - first;
 	if (npending) {
@@ -366,24 +371,21 @@ static int mark_running(struct store *s, int gi, const char *worker, double now,
 		sq_bind_text(st, 2, worker);
 		sqlite3_bind_double(st, 3, now);
 		sqlite3_bind_text(st, 4, q->names.names[gi], -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 5, first);
-		sqlite3_bind_int64(st, 6, last);
+		sqlite3_bind_int64(st, 5, pfirst);
+		sqlite3_bind_int64(st, 6, plast);
 		if (sq_run(s, Q_MARK_RANGE, "store_take") < 0)
 			return -1;
 		if (sqlite3_changes(q->db) != npending)
 			return store_fail_msg(s, "store_take: %s changed under drover", q->path);
-		q->next_lease += span;
 	}
+	q->next_lease += span;
 	sqlite3_stmt *st = q->q[Q_MARK];
 	sq_bind_text(st, 3, worker);
 	sqlite3_bind_double(st, 4, now);
 	for (int i = 0; i < n; i++) {
 		const struct pick *p = &picks[i];
-		uint64_t lease;
-		if (!p->failed) {
-			lease = (uint64_t)(base + p->id);
-		} else {
-			lease = q->next_lease++;
+		uint64_t lease = (uint64_t)(base + p->id);
+		if (p->failed) {
 			sqlite3_bind_int64(st, 1, p->id);
 			sqlite3_bind_int64(st, 2, (sqlite3_int64)lease);
 			if (sq_run(s, Q_MARK, "store_take") < 0)
@@ -422,9 +424,13 @@ static int take_pending(struct store *s, struct sgroup *g, const char *group, in
 		sqlite3_bind_text(st, 3, group, -1, SQLITE_STATIC);
 		int rc;
 		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			int64_t id = sqlite3_column_int64(st, 0);
+			/* an id may be queued twice (cancelled while queued, then
+			 * retried): it comes up twice in a row, and is taken once */
+			if (*np && id <= q->picks[*np - 1].id)
+				continue;
 			struct pick *p = &q->picks[*np];
-			*p = (struct pick){.id = sqlite3_column_int64(st, 0),
-			                   .attempts = sqlite3_column_int(st, 2)};
+			*p = (struct pick){.id = id, .attempts = sqlite3_column_int(st, 2)};
 			if (scratch_add(s, st, 1, p) < 0)
 				break;
 			++*np;

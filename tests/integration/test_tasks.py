@@ -544,6 +544,34 @@ class Durable(unittest.TestCase):
         rc = t.d.stop()
         t.d.assert_clean_exit(rc)
 
+    def test_failed_commit_loses_no_task(self):
+        """A commit that fails (here a trigger an operator added refuses the
+        result of task 50; a full disk does the same) rolls its batch back:
+        the results of its tasks are not written, the tasks whose answers
+        were undone go back to the queue, and once the cause is gone every
+        task ends done, each once in the results file."""
+        t = Tasks(self, "sqlite", "rollback")
+        results = t.path("results.jsonl")
+        t.start(pool("sq", taskworker(), 1, results=results))
+        db = sqlite3.connect(f"{t.d.state_dir}/tasks.db", timeout=10)
+        db.execute("CREATE TRIGGER boom BEFORE UPDATE OF state ON tasks WHEN NEW.id = 50"
+                   " AND NEW.state = 'done' BEGIN SELECT RAISE(FAIL, 'boom'); END")
+        db.commit()
+        n = 100
+        t.submit("sq", [str(k) for k in range(1, n + 1)])
+        t.d.wait_event(lambda e: e.get("event") == "store" and
+                       "commit" in str(e.get("error")), 20, what="a failed commit")
+        db.execute("DROP TRIGGER boom")
+        db.commit()
+        db.close()
+        t.wait("sq", timeout=60)
+        self.assertEqual(t.counts("sq")["done"], n)
+        res = read_results(results)
+        assert_each_once(self, res, n, "results after a failed commit")
+        assert_squares(self, res)
+        rc = t.d.stop()
+        t.d.assert_clean_exit(rc)
+
     def test_task_source_file_and_command_fed_once(self):
         """task_source = FILE and task_source = !COMMAND feed their queues at
         start; after a restart on the same state_dir (sqlite) they are not

@@ -1151,6 +1151,76 @@ static void test_upgrade_from_schema_1(void **state)
 	f->s = store_open("memory", NULL, true, err, sizeof(err)); /* for the teardown */
 }
 
+/* Cancelled while queued, then retried: the task is queued twice, and must
+ * be taken once (the sqlite store once failed the whole take). */
+static void test_cancel_retry_take_once(void **state)
+{
+	struct fx *f = *state;
+	struct store *s = f->s;
+	for (int i = 0; i < 3; i++)
+		push(s, "g", "x");
+	assert_int_equal(store_cancel(s, "g", 2, 1.0), 1);
+	assert_int_equal(store_retry(s, "g", 2), 1);
+	assert_int_equal(store_cancel(s, "g", 0, 1.0), 3);
+	assert_int_equal(store_retry(s, "g", 0), 3);
+	struct task_lease t[10];
+	assert_int_equal(store_take(s, "g", "w", 2.0, t, 10), 3);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(t[i].id, i + 1);
+	assert_int_equal(store_take(s, "g", "w", 2.0, t, 10), 0);
+	expect_counts(s, "g", 0, 3, 0, 0, 0, 0);
+}
+
+/* One take of retries and pending tasks hands out leases that ascend with
+ * the ids, the order a worker gets them in (a sent mark is a prefix). */
+static void test_take_leases_ascend(void **state)
+{
+	struct fx *f = *state;
+	struct store *s = f->s;
+	int64_t a = push(s, "g", "a");
+	push(s, "g", "b");
+	struct task_lease t[4];
+	assert_int_equal(store_take(s, "g", "w", 0.0, t, 1), 1);
+	assert_int_equal(store_fail(s, a, t[0].lease, "e", 5, 1.0, 0.0), 1);
+	push(s, "g", "c");
+	assert_int_equal(store_take(s, "g", "w", 2.0, t, 4), 3);
+	assert_int_equal(t[0].id, a);
+	for (int i = 1; i < 3; i++) {
+		assert_true(t[i].id > t[i - 1].id);
+		assert_true(t[i].lease > t[i - 1].lease);
+	}
+}
+
+/* A buffered write that fails at the commit spoils the batch: the commit
+ * rolls it all back and says so (it once committed the rest). */
+static void test_commit_fails_with_its_writes(void **state)
+{
+	struct fx *f = *state;
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	assert_int_equal(sqlite3_exec(db,
+	                              "CREATE TRIGGER boom BEFORE INSERT ON tasks WHEN"
+	                              " CAST(NEW.payload AS TEXT) = 'bad' BEGIN"
+	                              " SELECT RAISE(FAIL, 'boom'); END;",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	sqlite3_close(db);
+	struct store *s = f->s;
+	assert_int_equal(store_begin(s), 0);
+	push(s, "g", "1");
+	push(s, "g", "bad");
+	push(s, "g", "3");
+	assert_int_equal(store_commit(s), -1);
+	assert_non_null(strstr(store_error(s), "boom"));
+	reopen(f);
+	struct task g;
+	assert_int_equal(store_get(f->s, 1, &g), 0);
+	expect_counts(f->s, "g", 0, 0, 0, 0, 0, 0);
+	/* and the store goes on */
+	assert_int_equal(push(f->s, "g", "4"), 1);
+}
+
 #define BOTH(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -1166,6 +1236,8 @@ int main(void)
 	    BOTH(test_due_order_and_clock),
 	    BOTH(test_due_requeued_twice),
 	    BOTH(test_requeue),
+	    BOTH(test_cancel_retry_take_once),
+	    BOTH(test_take_leases_ascend),
 	    BOTH(test_recover_after_crash),
 	    BOTH(test_recover_refunds_unsent),
 	    BOTH(test_counts),
@@ -1184,6 +1256,7 @@ int main(void)
 	    BOTH(test_sync_normal),
 	    BOTH(test_changed_under_drover),
 	    BOTH(test_upgrade_from_schema_1),
+	    BOTH(test_commit_fails_with_its_writes),
 	};
 	const struct CMUnitTest memory_only[] = {
 	    BOTH(test_forget_finished),
