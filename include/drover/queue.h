@@ -122,8 +122,9 @@ void queue_turn(struct supervisor *sup);
  * return NULL and call done(arg, reply) later (after the commit, or when
  * the queue is drained). */
 typedef void (*queue_reply_fn)(void *arg, json_t *reply);
-json_t *queue_submit(struct supervisor *sup, const char *group, json_t *tasks, queue_reply_fn done,
-                     void *arg);
+/* with_ids: the reply lists the new tasks' ids (else only their count) */
+json_t *queue_submit(struct supervisor *sup, const char *group, json_t *tasks, bool with_ids,
+                     queue_reply_fn done, void *arg);
 json_t *queue_tasks(struct supervisor *sup, const char *group, const char *state);
 json_t *queue_task(struct supervisor *sup, const char *id);
 json_t *queue_cancel(struct supervisor *sup, const char *target);

@@ -68,8 +68,8 @@ static void refused(const struct sender *s, const char *err, const char *name,
  * input line of each task (NULL for tasks from the command line). */
 static int send_batch(struct sender *s, json_t *tasks, const char *name, const long long *lines)
 {
-	json_t *req =
-	    json_pack("{s:s, s:s, s:O}", "cmd", "submit", "target", s->group, "tasks", tasks);
+	json_t *req = json_pack("{s:s, s:s, s:O, s:b}", "cmd", "submit", "target", s->group,
+	                        "tasks", tasks, "ids", !s->quiet);
 	json_t *reply = client_roundtrip(s->fd, s->in, req);
 	json_decref(req);
 	if (!reply) {
@@ -86,10 +86,9 @@ static int send_batch(struct sender *s, json_t *tasks, const char *name, const l
 		size_t i;
 		json_array_foreach(json_object_get(reply, "ids"), i, v)
 		{
-			if (!s->quiet)
-				printf("%" JSON_INTEGER_FORMAT "\n", json_integer_value(v));
-			s->count++;
+			printf("%" JSON_INTEGER_FORMAT "\n", json_integer_value(v));
 		}
+		s->count += json_integer_value(json_object_get(reply, "count"));
 	}
 	json_decref(reply);
 	return rc;

@@ -197,7 +197,9 @@ static void handle_request(struct client *c, const char *line, size_t len)
 			json_t *now =
 			    command.spec->id == CMD_SUBMIT
 			        ? queue_submit(c->srv->sup, command.target,
-			                       json_object_get(req, "tasks"), deferred_reply, c)
+			                       json_object_get(req, "tasks"),
+			                       !json_is_false(json_object_get(req, "ids")),
+			                       deferred_reply, c)
 			        : queue_wait(c->srv->sup, command.target, deferred_reply, c);
 			if (now)
 				client_reply(c, now);

@@ -20,8 +20,8 @@ static struct group *task_group_or_error(struct supervisor *sup, const char *nam
 	return g && g->queue ? g : NULL;
 }
 
-json_t *queue_submit(struct supervisor *sup, const char *group, json_t *tasks, queue_reply_fn done,
-                     void *arg)
+json_t *queue_submit(struct supervisor *sup, const char *group, json_t *tasks, bool with_ids,
+                     queue_reply_fn done, void *arg)
 {
 	json_t *err = NULL;
 	struct group *g = task_group_or_error(sup, group, &err);
@@ -47,7 +47,7 @@ json_t *queue_submit(struct supervisor *sup, const char *group, json_t *tasks, q
 			return queue_fail_reply("submit: task %zu: %s", i, msg);
 	}
 	queue_batch(sup);
-	json_t *ids = json_array();
+	json_t *ids = with_ids ? json_array() : NULL;
 	json_array_foreach(tasks, i, v)
 	{
 		char *text =
@@ -63,11 +63,14 @@ json_t *queue_submit(struct supervisor *sup, const char *group, json_t *tasks, q
 			return queue_fail_reply("submit: the store failed: %s",
 			                        store_error(sup->store));
 		}
-		json_array_append_new(ids, json_integer(id));
+		if (ids)
+			json_array_append_new(ids, json_integer(id));
 	}
 	g->queue->next_take = 0;
-	json_t *reply = json_pack("{s:b, s:s, s:I, s:o}", "ok", 1, "group", g->name, "count",
-	                          (json_int_t)n, "ids", ids);
+	json_t *reply =
+	    json_pack("{s:b, s:s, s:I}", "ok", 1, "group", g->name, "count", (json_int_t)n);
+	if (ids)
+		json_object_set_new(reply, "ids", ids);
 	struct pending_reply *r = malloc(sizeof(*r));
 	if (!r)
 		abort();

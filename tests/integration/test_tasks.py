@@ -672,6 +672,11 @@ class Edges(unittest.TestCase):
         self.assertIn(f"{src}:2: a task of 70000 bytes is longer than a request may carry",
                       p.stderr)
         self.assertEqual(t.counts("sq")["pending"], 3000, "nothing of that file got in")
+        # a client that needs no ids (submit -q) asks for none
+        r = t.c.ok("submit", "sq", tasks=["a", "b"], ids=False)
+        self.assertEqual((r["count"], "ids" in r), (2, False), r)
+        r = t.c.ok("submit", "sq", tasks=["c"])
+        self.assertEqual(r["ids"], [3003], r)
 
     def test_task_timeout_restarts_hung_worker(self):
         """task_timeout: a worker that stops answering is restarted and its
