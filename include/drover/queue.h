@@ -1,8 +1,10 @@
 /* Task queues for worker pools: the dispatcher between the store and the
- * workers' pipes. Every loop turn it hands pending tasks to the RUNNING,
- * non-paused worker with the fewest in flight (up to `prefetch` each),
- * commits the store's batch (so a lease is durable before its bytes reach
- * a pipe, and a submit is acknowledged only once durable), then writes. */
+ * workers' pipes. Every loop turn it leases pending tasks to the RUNNING,
+ * non-paused workers with the fewest (up to `prefetch` at each, and a
+ * reserve beyond it for a fast worker with a durable store), commits the
+ * store's batch when something waits for it (so a lease is durable before
+ * its bytes reach a pipe, and a submit is acknowledged only once durable),
+ * then writes. */
 #ifndef DROVER_QUEUE_H
 #define DROVER_QUEUE_H
 
