@@ -54,7 +54,7 @@ struct task_link {
 	struct line_reader reader;
 	double progress; /* last result, or when the first task went out */
 	long long done;
-	long long rate_done; /* results since rate_since */
+	long long rate_from; /* done at rate_since */
 	double rate_since, rate;
 	bool draining;     /* scaled away: no new tasks, stop once empty */
 	bool stall_warned; /* told the log this worker holds results back */

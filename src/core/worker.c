@@ -278,8 +278,6 @@ static bool stream_drain(struct worker *w, struct worker_stream *s)
 		} else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
 			return false;
 		}
-		if (s == &w->out && w->tasks)
-			task_link_drained(w);
 		return true;
 	}
 }
@@ -292,6 +290,8 @@ static void stream_readable(struct loop *loop, struct loop_watch *watch, uint32_
 	struct worker *w = s->worker;
 	if (!stream_drain(w, s))
 		stream_close(w, s);
+	else if (s == &w->out && w->tasks)
+		task_link_drained(w); /* a live worker answered: give it more (not at reap) */
 }
 
 static int stream_pipe(struct worker *w, struct worker_stream *s, int *child_end)

@@ -548,12 +548,6 @@ static void answer_submits(struct supervisor *sup, bool ok)
 	}
 }
 
-static int cmp_id(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-	return (x > y) - (x < y);
-}
-
 /* After a rollback: acks and give-backs of the batch were undone, so tasks
  * that no worker holds show as running again. Back to the queue with them
  * (their attempt refunded: they did not fail). */
@@ -578,14 +572,14 @@ static void reclaim(struct supervisor *sup, struct group *g)
 		}
 	}
 	if (n)
-		qsort(held, n, sizeof(*held), cmp_id);
+		qsort(held, n, sizeof(*held), queue_cmp_id);
 	struct task page[256];
 	int64_t after = 0;
 	int got;
 	while ((got = store_list(sup->store, g->name, TASK_RUNNING, after, page, 256)) > 0) {
 		for (int i = 0; i < got; i++) {
 			after = page[i].id;
-			if (!n || !bsearch(&page[i].id, held, n, sizeof(*held), cmp_id)) {
+			if (!n || !bsearch(&page[i].id, held, n, sizeof(*held), queue_cmp_id)) {
 				queue_batch(sup);
 				store_requeue(sup->store, page[i].id, page[i].lease, true);
 				g->queue->next_take = 0;

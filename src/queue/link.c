@@ -55,15 +55,21 @@ static struct inflight *inflight_append(struct task_link *l)
 
 /* Take entry i (< written: at the worker) off, keeping order. The caller
  * uses *in before the next append. */
+/* The head entry (written: at the worker) off the ring. */
+static void inflight_drop_head(struct task_link *l)
+{
+	l->head = (l->head + 1) & (l->cap - 1);
+	l->count--;
+	l->written--;
+	l->durable--;
+}
+
 static struct inflight inflight_take(struct task_link *l, size_t i)
 {
 	struct inflight out = *inflight_at(l, i);
 	for (size_t k = i; k > 0; k--)
 		*inflight_at(l, k) = *inflight_at(l, k - 1);
-	l->head = (l->head + 1) & (l->cap - 1);
-	l->count--;
-	l->written--;
-	l->durable--;
+	inflight_drop_head(l);
 	return out;
 }
 
@@ -88,11 +94,6 @@ static struct task_link *link_of(const struct worker *w)
 int task_link_inflight(const struct worker *w)
 {
 	return w->tasks ? (int)w->tasks->written : 0;
-}
-
-size_t link_written(const struct worker *w)
-{
-	return w->tasks ? w->tasks->written : 0;
 }
 
 size_t link_reserved(const struct worker *w)
@@ -177,7 +178,7 @@ int task_link_pipes(struct worker *w, int *stdin_child)
 	l->heldoff = l->heldlen = 0;
 	l->draining = false;
 	l->rate = 0;
-	l->rate_done = 0;
+	l->rate_from = l->done;
 	l->rate_since = queue_clock.mono;
 	l->reader.len = 0;
 	l->reader.skipping = false;
@@ -200,10 +201,10 @@ void link_update_rate(struct worker *w, double now)
 	double span = now - l->rate_since;
 	if (span < RATE_PERIOD)
 		return;
-	double fresh = (double)l->rate_done / span;
+	double fresh = (double)(l->done - l->rate_from) / span;
 	/* rise at once (a reserve late is throughput lost), fall gently */
 	l->rate = fresh > l->rate ? fresh : (l->rate + fresh) / 2;
-	l->rate_done = 0;
+	l->rate_from = l->done;
 	l->rate_since = now;
 }
 
@@ -348,11 +349,7 @@ static void on_result_line(void *arg, const char *line, size_t len, bool overflo
 		}
 		/* the head is answered in place: no copy on the hot path */
 		queue_task_done(w, inflight_at(l, 0), line, len);
-		l->head = (l->head + 1) & (l->cap - 1);
-		l->count--;
-		l->written--;
-		l->durable--;
-		l->rate_done++;
+		inflight_drop_head(l);
 		return;
 	}
 	struct json_answer a;
@@ -370,7 +367,6 @@ static void on_result_line(void *arg, const char *line, size_t len, bool overflo
 		queue_protocol_error(w, err);
 	} else {
 		struct inflight in = inflight_take(l, i);
-		l->rate_done++;
 		if (a.result)
 			queue_task_done(w, &in, a.result, strlen(a.result));
 		else

@@ -73,6 +73,8 @@ void results_line(struct group *g, int64_t id, const char *task, size_t tlen, co
                   size_t rlen, const char *error);
 /* Write what is queued: after the commit that recorded those results. */
 void results_flush(struct group_queue *q);
+/* qsort/bsearch order of task ids (int64_t). */
+int queue_cmp_id(const void *a, const void *b);
 /* At start: append what the store finished and the file lacks. */
 void results_reconcile(struct supervisor *sup, struct group *g);
 
@@ -98,8 +100,6 @@ void link_rollback(struct worker *w);
 void link_release(struct worker *w);
 /* Give back what was leased but never written (the reserve). */
 void link_give_back(struct worker *w);
-/* Tasks at the worker (written, not answered). */
-size_t link_written(const struct worker *w);
 /* Tasks held back, leased but not written. */
 size_t link_reserved(const struct worker *w);
 /* The oldest task at the worker failed (a timeout): take it off. */

@@ -68,10 +68,10 @@ void results_flush(struct group_queue *q)
 	q->results_len = 0;
 }
 
-static int cmp_id(const void *a, const void *b)
+int queue_cmp_id(const void *a, const void *b)
 {
 	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-	return x < y ? -1 : x > y;
+	return (x > y) - (x < y);
 }
 
 /* After a crash the store may know results the file does not (written
@@ -111,7 +111,7 @@ void results_reconcile(struct supervisor *sup, struct group *g)
 		if (ftruncate(q->results_fd, good) < 0)
 			queue_store_trouble(sup, "cannot repair the results file");
 		if (nids)
-			qsort(ids, nids, sizeof(*ids), cmp_id);
+			qsort(ids, nids, sizeof(*ids), queue_cmp_id);
 	}
 	struct task page[256];
 	int states[2] = {TASK_DONE, TASK_DEAD};
@@ -122,7 +122,8 @@ void results_reconcile(struct supervisor *sup, struct group *g)
 			for (int i = 0; i < n; i++) {
 				struct task *t = &page[i];
 				after = t->id;
-				if (!nids || !bsearch(&t->id, ids, nids, sizeof(*ids), cmp_id))
+				if (!nids ||
+				    !bsearch(&t->id, ids, nids, sizeof(*ids), queue_cmp_id))
 					results_line(g, t->id, t->payload, t->len, t->result,
 					             t->result ? strlen(t->result) : 0,
 					             s ? (t->error ? t->error : "dead") : NULL);
