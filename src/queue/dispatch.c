@@ -25,6 +25,8 @@
 #define EMPTY_RECHECK   0.25  /* seconds before asking an empty queue again */
 #define STALL_WARNING   10.0  /* seconds without a result before saying so */
 #define COMMIT_INTERVAL 0.010 /* seconds an open batch may wait for its commit */
+#define REST_FIRST      0.05  /* seconds without new leases after a failed commit */
+#define REST_MAX        2.0   /* ... doubling with each failure in a row, up to this */
 
 struct queue_clock queue_clock;
 
@@ -53,6 +55,14 @@ json_t *queue_fail_reply(const char *fmt, ...)
 
 void queue_store_trouble(struct supervisor *sup, const char *what)
 {
+	struct queue_state *qs = sup->queue;
+	if (qs && qs->in_batch) {
+		/* once a batch failed, every later write in it fails the same
+		 * way: one line says it */
+		if (qs->trouble_told)
+			return;
+		qs->trouble_told = true;
+	}
 	struct event e;
 	event_init(&e, EVENT_ERROR, "store");
 	event_str(&e, "error", what);
@@ -76,6 +86,7 @@ void queue_batch(struct supervisor *sup)
 		return;
 	if (store_begin(sup->store) == 0) {
 		qs->in_batch = true;
+		qs->trouble_told = false;
 		qs->batch_opened = supervisor_now();
 	} else {
 		queue_store_trouble(sup, "cannot begin a transaction");
@@ -317,7 +328,7 @@ static void dispatch_group(struct supervisor *sup, struct group *g, double now)
 	queue_resync_counts(sup, g);
 	if (pending_of(q) == 0)
 		rebalance(g);
-	if (now < q->next_take || !n_workers)
+	if (now < q->next_take || now < sup->queue->resting_until || !n_workers)
 		return;
 	int *held = calloc(n_workers, sizeof(*held));
 	bool *capable = calloc(n_workers, sizeof(*capable));
@@ -347,7 +358,7 @@ void queue_refill(struct worker *w)
 	struct supervisor *sup = w->sup;
 	struct group_queue *q = w->group->queue;
 	if (queue_durable(sup) || !q || sup->shutting_down || !wants_more(w) ||
-	    queue_clock.mono < q->next_take)
+	    queue_clock.mono < q->next_take || queue_clock.mono < sup->queue->resting_until)
 		return;
 	size_t capable = 0;
 	for (size_t i = 0; i < w->group->nworkers; i++)
@@ -522,6 +533,17 @@ static int commit(struct supervisor *sup)
 	if (store_commit(sup->store) == 0)
 		return 0;
 	queue_store_trouble(sup, "commit failed");
+	/* what failed may fail again at once (the same task's result): rest
+	 * rather than spin, holding the write lock, thousands of times a
+	 * second. Failures close together are in a row, though the small
+	 * commits between them (the give-backs after each) succeed. */
+	double now = supervisor_now();
+	bool in_a_row = qs->rest > 0 && now - qs->failed_at < qs->rest + 1.0;
+	qs->rest = in_a_row ? qs->rest * 2 : REST_FIRST;
+	if (qs->rest > REST_MAX)
+		qs->rest = REST_MAX;
+	qs->failed_at = now;
+	qs->resting_until = now + qs->rest;
 	return -1;
 }
 
@@ -653,6 +675,8 @@ void queue_turn(struct supervisor *sup)
 		else if (qs->in_batch)
 			loop_timer_arm(&sup->loop, &qs->kick,
 			               (uint64_t)((qs->batch_opened + COMMIT_INTERVAL) * 1e9));
+		else if (now < qs->resting_until)
+			loop_timer_arm(&sup->loop, &qs->kick, (uint64_t)(qs->resting_until * 1e9));
 	}
 }
 

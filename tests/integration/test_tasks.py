@@ -549,7 +549,11 @@ class Durable(unittest.TestCase):
         result of task 50; a full disk does the same) rolls its batch back:
         the results of its tasks are not written, the tasks whose answers
         were undone go back to the queue, and once the cause is gone every
-        task ends done, each once in the results file."""
+        task ends done, each once in the results file.
+
+        While the same commit keeps failing, drover rests between tries
+        (50 ms, doubling): it neither floods the log nor holds the write
+        lock so tightly that the operator cannot drop the trigger."""
         t = Tasks(self, "sqlite", "rollback")
         results = t.path("results.jsonl")
         t.start(pool("sq", taskworker(), 1, results=results))
@@ -559,8 +563,19 @@ class Durable(unittest.TestCase):
         db.commit()
         n = 100
         t.submit("sq", [str(k) for k in range(1, n + 1)])
+        tries = 4
         t.d.wait_event(lambda e: e.get("event") == "store" and
-                       "commit" in str(e.get("error")), 20, what="a failed commit")
+                       len(t.d.events_named("store", error="commit failed")) >= tries, 20,
+                       what=f"{tries} failed commits")
+        failed = t.d.events_named("store", error="commit failed")
+        store_lines = t.d.events_named("store")
+        self.assertLessEqual(len(store_lines), 3 * len(failed) + 3,
+                             "one failing batch, a few lines: " + repr(store_lines[:10]))
+        ts = [e["_ts"] for e in failed[:tries]]
+        for i in range(1, tries):
+            # ts has millisecond resolution: allow its rounding
+            self.assertGreaterEqual(ts[i] - ts[i - 1], 0.05 * 2 ** (i - 1) - 0.002,
+                                    f"the rest before try {i + 1}: {ts}")
         db.execute("DROP TRIGGER boom")
         db.commit()
         db.close()
