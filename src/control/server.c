@@ -170,6 +170,30 @@ static bool arg_text(json_t *v, char *buf, size_t len)
 	return true;
 }
 
+/* Requests whose reply waits: for the commit (submit, cancel, retry) or
+ * for a drained queue (wait). */
+static bool replies_later(enum command_id id)
+{
+	return id == CMD_SUBMIT || id == CMD_WAIT || id == CMD_CANCEL || id == CMD_RETRY;
+}
+
+/* The reply now, or NULL: it comes through deferred_reply. */
+static json_t *deferred_request(struct client *c, const struct command *cmd, json_t *req)
+{
+	struct supervisor *sup = c->srv->sup;
+	switch (cmd->spec->id) {
+	case CMD_SUBMIT:
+		return queue_submit(sup, cmd->target, json_object_get(req, "tasks"),
+		                    !json_is_false(json_object_get(req, "ids")), deferred_reply, c);
+	case CMD_WAIT:
+		return queue_wait(sup, cmd->target, deferred_reply, c);
+	case CMD_CANCEL:
+		return queue_cancel(sup, cmd->target, deferred_reply, c);
+	default:
+		return queue_retry(sup, cmd->target, deferred_reply, c);
+	}
+}
+
 static void handle_request(struct client *c, const char *line, size_t len)
 {
 	json_error_t jerr;
@@ -193,14 +217,8 @@ static void handle_request(struct client *c, const char *line, size_t len)
 		if (command_parse(json_string_value(cmd), target, arg, &command, msg, sizeof(msg)) <
 		    0) {
 			client_reply(c, error_reply(msg));
-		} else if (command.spec->id == CMD_SUBMIT || command.spec->id == CMD_WAIT) {
-			json_t *now =
-			    command.spec->id == CMD_SUBMIT
-			        ? queue_submit(c->srv->sup, command.target,
-			                       json_object_get(req, "tasks"),
-			                       !json_is_false(json_object_get(req, "ids")),
-			                       deferred_reply, c)
-			        : queue_wait(c->srv->sup, command.target, deferred_reply, c);
+		} else if (replies_later(command.spec->id)) {
+			json_t *now = deferred_request(c, &command, req);
 			if (now)
 				client_reply(c, now);
 			else

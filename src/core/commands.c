@@ -364,9 +364,10 @@ json_t *supervisor_execute(struct supervisor *sup, const struct command *cmd)
 	case CMD_TASK:
 		return queue_task(sup, cmd->target);
 	case CMD_CANCEL:
-		return queue_cancel(sup, cmd->target);
+		/* in process, the reply now; the server has its wait for the commit */
+		return queue_cancel(sup, cmd->target, NULL, NULL);
 	case CMD_RETRY:
-		return queue_retry(sup, cmd->target);
+		return queue_retry(sup, cmd->target, NULL, NULL);
 	case CMD_SUBMIT: /* need the request's tasks: the server calls queue_submit */
 	case CMD_WAIT:   /* replies later: the server calls queue_wait */
 	case CMD_EVENTS:

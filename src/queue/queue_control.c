@@ -20,6 +20,25 @@ static struct group *task_group_or_error(struct supervisor *sup, const char *nam
 	return g && g->queue ? g : NULL;
 }
 
+/* The reply goes out once the batch is committed (or says it was not):
+ * NULL. Without a callback to call then, the reply itself, now. */
+static json_t *reply_after_commit(struct supervisor *sup, json_t *reply, queue_reply_fn done,
+                                  void *arg)
+{
+	if (!done)
+		return reply;
+	struct pending_reply *r = malloc(sizeof(*r));
+	if (!r)
+		abort();
+	*r = (struct pending_reply){.fn = done, .arg = arg, .reply = reply, .next = NULL};
+	/* keep order: replies go out in the order the requests came */
+	struct pending_reply **tail = &sup->queue->acks;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = r;
+	return NULL;
+}
+
 json_t *queue_submit(struct supervisor *sup, const char *group, json_t *tasks, bool with_ids,
                      queue_reply_fn done, void *arg)
 {
@@ -71,16 +90,7 @@ json_t *queue_submit(struct supervisor *sup, const char *group, json_t *tasks, b
 	    json_pack("{s:b, s:s, s:I}", "ok", 1, "group", g->name, "count", (json_int_t)n);
 	if (ids)
 		json_object_set_new(reply, "ids", ids);
-	struct pending_reply *r = malloc(sizeof(*r));
-	if (!r)
-		abort();
-	*r = (struct pending_reply){.fn = done, .arg = arg, .reply = reply, .next = NULL};
-	/* keep order: replies go out in the order the requests came */
-	struct pending_reply **tail = &sup->queue->acks;
-	while (*tail)
-		tail = &(*tail)->next;
-	*tail = r;
-	return NULL;
+	return reply_after_commit(sup, reply, done, arg);
 }
 
 static json_t *task_json(const struct task *t)
@@ -171,7 +181,8 @@ json_t *queue_task(struct supervisor *sup, const char *id_text)
 }
 
 /* cancel / retry: by id, or every task of a group. */
-static json_t *operate(struct supervisor *sup, const char *target, bool cancel)
+static json_t *operate(struct supervisor *sup, const char *target, bool cancel, queue_reply_fn done,
+                       void *arg)
 {
 	const char *verb = cancel ? "cancel" : "retry";
 	if (!sup->store)
@@ -201,17 +212,18 @@ static json_t *operate(struct supervisor *sup, const char *target, bool cancel)
 	char msg[128];
 	snprintf(msg, sizeof(msg), "%s: %d task%s", verb, n, n == 1 ? "" : "s");
 	/* counters catch up after the commit */
-	return json_pack("{s:b, s:s, s:i}", "ok", 1, "message", msg, "count", n);
+	return reply_after_commit(
+	    sup, json_pack("{s:b, s:s, s:i}", "ok", 1, "message", msg, "count", n), done, arg);
 }
 
-json_t *queue_cancel(struct supervisor *sup, const char *target)
+json_t *queue_cancel(struct supervisor *sup, const char *target, queue_reply_fn done, void *arg)
 {
-	return operate(sup, target, true);
+	return operate(sup, target, true, done, arg);
 }
 
-json_t *queue_retry(struct supervisor *sup, const char *target)
+json_t *queue_retry(struct supervisor *sup, const char *target, queue_reply_fn done, void *arg)
 {
-	return operate(sup, target, false);
+	return operate(sup, target, false, done, arg);
 }
 
 json_t *queue_wait(struct supervisor *sup, const char *group, queue_reply_fn done, void *arg)

@@ -587,6 +587,29 @@ class Durable(unittest.TestCase):
         rc = t.d.stop()
         t.d.assert_clean_exit(rc)
 
+    def test_cancel_and_retry_are_answered_once_committed(self):
+        """Like a submit, a cancel or a retry is answered only once it is
+        committed: an operator who reads tasks.db right after the reply
+        sees the change."""
+        t = Tasks(self, "sqlite", "operate")
+        t.start(pool("idle", taskworker(), 1, autostart=False))
+        ids = t.submit("idle", [str(k) for k in range(1, 21)])["ids"]
+        for tid in ids:
+            r = t.c.ok("cancel", str(tid))
+            self.assertEqual(r["count"], 1, r)
+            self.assertEqual(t.db_rows("SELECT state FROM tasks WHERE id = ?", (tid,)),
+                             [("cancelled",)], f"task {tid} right after its cancel reply")
+        for tid in ids[:10]:
+            t.c.ok("retry", str(tid))
+            self.assertEqual(t.db_rows("SELECT state FROM tasks WHERE id = ?", (tid,)),
+                             [("pending",)], f"task {tid} right after its retry reply")
+        r = t.c.ok("cancel", "idle")
+        self.assertEqual(r["count"], 10, r)
+        self.assertEqual(t.db_rows("SELECT state, count(*) FROM tasks GROUP BY state"),
+                         [("cancelled", 20)])
+        rc = t.d.stop()
+        t.d.assert_clean_exit(rc)
+
     def test_task_source_file_and_command_fed_once(self):
         """task_source = FILE and task_source = !COMMAND feed their queues at
         start; after a restart on the same state_dir (sqlite) they are not
