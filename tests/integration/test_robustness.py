@@ -6,6 +6,7 @@ import signal
 import time
 import unittest
 
+from ctlutil import Control
 from harness import Drover, program, tw, poll, children_of, zombies_of, fd_list
 
 
@@ -63,11 +64,35 @@ class Robustness(unittest.TestCase):
     def test_thousands_of_worker_restarts_leak_nothing(self):
         """/bin/true restarted as fast as drover can (fatal_after = 0 turns
         the limit off, backoff_max = 0 removes the delay): every spawned pid
-        gets its exit event, and drover's fd count does not grow."""
+        gets its exit event, and drover's fds are the same, with the pool
+        stopped, after 3000 restarts as after the first few."""
         d = Drover(self, "restarts")
+        c = Control(d)
         d.write_config(program("blink", "/bin/true", numprocs=4, startsecs=0,
                                autorestart=True, fatal_after=0, backoff_max=0))
         d.start()
+        workers = [f"blink_{i:02d}" for i in range(4)]
+
+        def stopped_fds():
+            """Stop the pool; drover's fds once it is stopped and settled."""
+            c.ctl_ok("stop", "blink")
+            fds = {}
+
+            def settled():
+                nonlocal fds
+                last = [d.states(w)[-1].get("to") for w in workers]
+                prev, fds = fds, fd_list(d.pid)
+                # the same fds twice in a row: the ctl client has gone too
+                return (last == ["STOPPED"] * 4 and not children_of(d.pid)
+                        and fds == prev)
+            self.assertTrue(poll(settled, 15, interval=0.05),
+                            f"the pool did not stop and settle\n{d.context()}")
+            return fds
+
+        self.assertTrue(poll(lambda: len(d.events_named("exit")) >= 100, 30),
+                        "the first 100 exits\n" + d.context())
+        baseline = stopped_fds()
+        c.ctl_ok("start", "blink")
         target = 3000
         samples = []
 
@@ -79,10 +104,18 @@ class Robustness(unittest.TestCase):
         took = time.monotonic() - t0
         self.assertTrue(ok, f"only {len(d.events_named('exit'))} exits in {took:.0f}s\n"
                         + d.context())
-        # 4 workers hold at most a pidfd and two pipes each
-        first = samples[len(samples) // 10] if samples else 0
-        self.assertLessEqual(max(samples), first + 12,
-                             f"drover's fds grew while workers restarted: {samples[::20]}")
+        # a live worker holds a pidfd and its pipes; a spawn briefly a few more
+        self.assertLessEqual(max(samples), len(baseline) + 4 * 8,
+                             f"drover's fds while workers restarted: {samples[::20]}")
+        after = stopped_fds()
+        if len(after) != len(baseline):
+            extra = {}
+            for fd, t in after.items():
+                if baseline.get(fd) != t:
+                    kind = t.split(":[")[0] if ":[" in t else t
+                    extra[kind] = extra.get(kind, 0) + 1
+            self.fail(f"{len(after)} fds after {target} restarts, {len(baseline)} "
+                      f"after the first 100; new by kind: {extra}")
         self.assertEqual([e for e in d.events_named("state") if e.get("to") == "FATAL"], [],
                          "fatal_after = 0 disables the limit\n" + d.context())
         d.assert_clean_exit(d.stop())
