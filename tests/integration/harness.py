@@ -345,11 +345,13 @@ class Drover:
                             what="drover's start event")
         return self
 
-    def run_other(self, *args, timeout=15):
-        """Run another drover (same binary, same env) to completion."""
-        p = subprocess.run([DROVER_BIN, *args], stdin=subprocess.DEVNULL,
-                           capture_output=True, text=True, env=self.env(), cwd=self.dir,
-                           timeout=timeout)
+    def run_other(self, *args, timeout=15, input=None):
+        """Run another drover (same binary, same env) to completion; input,
+        if given, is its stdin."""
+        stdin = {} if input is not None else {"stdin": subprocess.DEVNULL}
+        p = subprocess.run([DROVER_BIN, *args], capture_output=True, text=True,
+                           env=self.env(), cwd=self.dir, timeout=timeout, input=input,
+                           **stdin)
         return p
 
     def _read(self, stream, sink):

@@ -4,6 +4,7 @@ with file:line messages.
 data/supervisord.conf is the verbatim output of `echo_supervisord_conf`
 (supervisor 4.2.5, Debian), stored so CI needs no supervisor package."""
 
+import json
 import os
 import re
 import unittest
@@ -55,6 +56,27 @@ class Check(unittest.TestCase):
                              f"{r.stdout}")
         self.assertNotIn("web_02", r.stdout, "numprocs = 2")
         self.assertEqual(d.marked_procs(), [], "check must not start anything")
+
+    def test_the_demo_config_runs_and_its_task_pool_answers(self):
+        """The repo's supervisor.ini (what `make run` starts) checks clean,
+        and the README's task commands work on it as written."""
+        d = Drover(self, "demo")
+        with open(os.path.join(HERE, "..", "..", "supervisor.ini")) as f:
+            d.write_config(raw=f.read())
+        r = d.run_other("check", "-c", d.config_path)
+        self.assertEqual((r.returncode, r.stderr), (0, ""), r.stdout)
+        d.start()
+        sub = d.run_other("submit", "-c", d.config_path, "-q", "squares", "-f", "-",
+                          input="".join(f"{k}\n" for k in range(1, 101)))
+        self.assertEqual((sub.returncode, sub.stdout.strip()), (0, "100"), sub.stderr)
+        wait = d.run_other("ctl", "-c", d.config_path, "wait", "squares")
+        self.assertEqual(wait.returncode, 0, wait.stdout + wait.stderr)
+        with open(os.path.join(d.state_dir, "squares.jsonl")) as f:
+            results = [json.loads(line) for line in f]
+        self.assertEqual(sorted((int(x["task"]), int(x["result"])) for x in results),
+                         [(k, k * k) for k in range(1, 101)])
+        d.assert_clean_exit(d.stop())
+        d.assert_no_marked_procs()
 
     def test_bad_config_exits_1_with_file_line_messages(self):
         d = Drover(self, "badcheck")
