@@ -273,8 +273,11 @@ class WorkerFigures(unittest.TestCase):
                         f"drover rss {w['rss']} vs VmRSS {kernel}")
         total = c.status()["system"]["mem_total"]
         self.assertAlmostEqual(w["mem_pct"], w["rss"] * 100.0 / total, delta=0.05, msg=str(w))
-        self.assertEqual(w["kstate"], "S", str(w))
-        self.assertEqual(w["cpu"], 0.0, "an allocator that sleeps reads 0 %: " + str(w))
+        # the tick that saw 200 MiB may still hold the time spent touching
+        # them (on a loaded machine, seen: 19.8%); the tick after its first
+        # whole tick asleep must read exactly 0
+        wait_figures(c, lambda ws: ws["mem"]["kstate"] == "S" and ws["mem"]["cpu"] == 0.0,
+                     3 * REFRESH + 2, "an allocator that sleeps to read 0 %")
 
     def test_three_sleeping_children_make_four_procs(self):
         d, c = start(self, program("kids", tw("children", 3), startsecs=0),
