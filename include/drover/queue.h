@@ -129,8 +129,9 @@ json_t *queue_submit(struct supervisor *sup, const char *group, json_t *tasks, b
                      queue_reply_fn done, void *arg);
 json_t *queue_tasks(struct supervisor *sup, const char *group, const char *state);
 json_t *queue_task(struct supervisor *sup, const char *id);
-/* cancel / retry: with a callback (done), the reply waits for the commit
- * like a submit's, and NULL is returned; without one, the reply now. */
+/* cancel / retry: with a callback (done), a reply that says it was done
+ * waits for the commit, like a submit's, and NULL is returned; errors,
+ * and every reply without a callback, are returned at once. */
 json_t *queue_cancel(struct supervisor *sup, const char *target, queue_reply_fn done, void *arg);
 json_t *queue_retry(struct supervisor *sup, const char *target, queue_reply_fn done, void *arg);
 json_t *queue_wait(struct supervisor *sup, const char *group, queue_reply_fn done, void *arg);

@@ -83,6 +83,9 @@ int store_commit(struct store *s);
  * a moment (its workers fed), so that the work does not fall in the middle
  * of reading their results. 0 or -1 (the batch is then spoilt). */
 int store_flush(struct store *s);
+/* Has the open batch failed part way? Then store_commit rolls it back,
+ * and every later write in it fails the same way. */
+bool store_batch_spoilt(const struct store *s);
 const char *store_error(struct store *s); /* the last error, a sentence */
 
 /* Add a pending task; *id receives its id. */

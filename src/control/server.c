@@ -29,11 +29,11 @@ struct client {
 	bool discarding; /* inside an over-long line: skip to its end */
 	char *out;
 	size_t outlen, outoff, outcap;
-	bool want_write;
-	bool subscribed; /* streaming events */
-	bool closing;    /* close once the output is flushed */
-	bool dead;       /* closed, freed at the end of the loop turn */
-	int deferred;    /* replies promised but not yet sent */
+	bool want_read, want_write; /* what the watch asks epoll for */
+	bool subscribed;            /* streaming events */
+	bool closing;               /* close once the output is flushed */
+	bool dead;                  /* closed, freed at the end of the loop turn */
+	int deferred;               /* replies promised but not yet sent */
 	struct client *next;
 };
 
@@ -61,11 +61,17 @@ static void emit_client_event(struct control_server *srv, enum event_level level
 
 static void update_interest(struct client *c)
 {
-	bool want = c->outlen > c->outoff;
-	if (want == c->want_write)
+	/* No reading while a reply is owed: the requests behind it wait in
+	 * the socket, not in a buffer that would overflow (back-pressure), and
+	 * an EOF is seen only once what came before it is answered. */
+	bool want_read = !c->deferred && !c->closing;
+	bool want_write = c->outlen > c->outoff;
+	if (want_read == c->want_read && want_write == c->want_write)
 		return;
-	c->want_write = want;
-	loop_watch_mod(&c->srv->sup->loop, &c->watch, EPOLLIN | (want ? EPOLLOUT : 0));
+	c->want_read = want_read;
+	c->want_write = want_write;
+	loop_watch_mod(&c->srv->sup->loop, &c->watch,
+	               (want_read ? EPOLLIN : 0) | (want_write ? EPOLLOUT : 0));
 }
 
 static void client_flush(struct client *c)
@@ -149,6 +155,8 @@ static void deferred_reply(void *arg, json_t *reply)
 	client_reply(c, reply);
 	if (!c->dead && !c->deferred)
 		handle_input(c); /* requests held back to keep replies in order */
+	if (!c->dead)
+		update_interest(c);
 }
 
 static json_t *error_reply(const char *msg)
@@ -284,6 +292,10 @@ static void client_io(struct loop *loop, struct loop_watch *w, uint32_t events)
 			handle_input(c);
 			if (c->dead)
 				return;
+			if (c->deferred) {
+				update_interest(c); /* deferred_reply reads on */
+				return;
+			}
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
@@ -293,8 +305,7 @@ static void client_io(struct loop *loop, struct loop_watch *w, uint32_t events)
 		/* hung up (a half-written request dies with it) or broken */
 		if (c->outlen > c->outoff && n == 0) {
 			c->closing = true;
-			loop_watch_mod(&c->srv->sup->loop, &c->watch, EPOLLOUT);
-			c->want_write = true;
+			update_interest(c);
 		} else {
 			client_kill(c, NULL);
 		}
@@ -374,6 +385,7 @@ static void accept_clients(struct loop *loop, struct loop_watch *w, uint32_t eve
 		c->watch.fd = fd;
 		c->watch.cb = client_io;
 		c->watch.arg = c;
+		c->want_read = true;
 		if (loop_watch_add(loop, &c->watch, EPOLLIN) < 0) {
 			close(fd);
 			free(c);

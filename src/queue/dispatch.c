@@ -56,9 +56,9 @@ json_t *queue_fail_reply(const char *fmt, ...)
 void queue_store_trouble(struct supervisor *sup, const char *what)
 {
 	struct queue_state *qs = sup->queue;
-	if (qs && qs->in_batch) {
-		/* once a batch failed, every later write in it fails the same
-		 * way: one line says it */
+	if (qs && qs->in_batch && store_batch_spoilt(sup->store)) {
+		/* every later write in a spoilt batch fails the same way: one
+		 * line says it (a write that fails alone is told each time) */
 		if (qs->trouble_told)
 			return;
 		qs->trouble_told = true;
@@ -79,6 +79,22 @@ void queue_protocol_error(struct worker *w, const char *what)
 	supervisor_emit(w->sup, &e);
 }
 
+/* The store failed to begin or to commit a batch. What failed may fail
+ * again at once (the same task's result, a full disk): rest rather than
+ * spin, holding the write lock, thousands of times a second. Failures
+ * close together are in a row, though small commits between them may
+ * succeed. */
+static void rest_after_failure(struct queue_state *qs)
+{
+	double now = supervisor_now();
+	bool in_a_row = qs->rest > 0 && now - qs->failed_at < qs->rest + 1.0;
+	qs->rest = in_a_row ? qs->rest * 2 : REST_FIRST;
+	if (qs->rest > REST_MAX)
+		qs->rest = REST_MAX;
+	qs->failed_at = now;
+	qs->resting_until = now + qs->rest;
+}
+
 void queue_batch(struct supervisor *sup)
 {
 	struct queue_state *qs = sup->queue;
@@ -90,6 +106,7 @@ void queue_batch(struct supervisor *sup)
 		qs->batch_opened = supervisor_now();
 	} else {
 		queue_store_trouble(sup, "cannot begin a transaction");
+		rest_after_failure(qs);
 	}
 }
 
@@ -533,21 +550,11 @@ static int commit(struct supervisor *sup)
 	if (store_commit(sup->store) == 0)
 		return 0;
 	queue_store_trouble(sup, "commit failed");
-	/* what failed may fail again at once (the same task's result): rest
-	 * rather than spin, holding the write lock, thousands of times a
-	 * second. Failures close together are in a row, though the small
-	 * commits between them (the give-backs after each) succeed. */
-	double now = supervisor_now();
-	bool in_a_row = qs->rest > 0 && now - qs->failed_at < qs->rest + 1.0;
-	qs->rest = in_a_row ? qs->rest * 2 : REST_FIRST;
-	if (qs->rest > REST_MAX)
-		qs->rest = REST_MAX;
-	qs->failed_at = now;
-	qs->resting_until = now + qs->rest;
+	rest_after_failure(qs);
 	return -1;
 }
 
-static void answer_submits(struct supervisor *sup, bool ok)
+static void answer_after_commit(struct supervisor *sup, bool ok)
 {
 	struct queue_state *qs = sup->queue;
 	/* detach first: a reply may let its client send the next submit,
@@ -616,7 +623,7 @@ static void reclaim(struct supervisor *sup, struct group *g)
  * learn which of their leases are committed or void. */
 static void settle(struct supervisor *sup, bool ok)
 {
-	answer_submits(sup, ok);
+	answer_after_commit(sup, ok);
 	for (size_t i = 0; i < sup->ngroups; i++) {
 		struct group *g = sup->groups[i];
 		if (!g->queue)
@@ -632,9 +639,11 @@ static void settle(struct supervisor *sup, bool ok)
 			else if (w->tasks)
 				link_rollback(w); /* rolled back: those tasks are pending again */
 		}
-		if (!ok)
-			reclaim(sup, g);
 	}
+	/* not at once: in the rest, so that on a full disk the give-back does
+	 * not fail and roll back every COMMIT_INTERVAL */
+	if (!ok)
+		sup->queue->reclaim_due = true;
 }
 
 void queue_turn(struct supervisor *sup)
@@ -644,6 +653,12 @@ void queue_turn(struct supervisor *sup)
 		return;
 	queue_clock_refresh();
 	double now = queue_clock.mono;
+	if (qs->reclaim_due && (now >= qs->resting_until || sup->shutting_down)) {
+		qs->reclaim_due = false;
+		for (size_t i = 0; i < sup->ngroups; i++)
+			if (sup->groups[i]->queue)
+				reclaim(sup, sup->groups[i]);
+	}
 	if (!sup->shutting_down)
 		for (size_t i = 0; i < sup->ngroups; i++)
 			dispatch_group(sup, sup->groups[i], now);
@@ -668,16 +683,16 @@ void queue_turn(struct supervisor *sup)
 	if (qs->waiters && !qs->in_batch)
 		release_waiters(sup);
 	/* work that arrived during this turn must not wait for an fd to wake
-	 * us, nor a batch for its commit */
-	if (!loop_timer_armed(&qs->kick)) {
-		if (qs->acks || (qs->in_batch && committed))
-			loop_timer_arm(&sup->loop, &qs->kick, loop_now());
-		else if (qs->in_batch)
-			loop_timer_arm(&sup->loop, &qs->kick,
-			               (uint64_t)((qs->batch_opened + COMMIT_INTERVAL) * 1e9));
-		else if (now < qs->resting_until)
-			loop_timer_arm(&sup->loop, &qs->kick, (uint64_t)(qs->resting_until * 1e9));
-	}
+	 * us, nor a batch for its commit, nor leases for the end of a rest */
+	uint64_t wake = UINT64_MAX;
+	if (qs->acks || (qs->in_batch && committed))
+		wake = loop_now();
+	else if (qs->in_batch)
+		wake = (uint64_t)((qs->batch_opened + COMMIT_INTERVAL) * 1e9);
+	else if (now < qs->resting_until)
+		wake = (uint64_t)(qs->resting_until * 1e9);
+	if (wake != UINT64_MAX && (!loop_timer_armed(&qs->kick) || wake < qs->kick.deadline))
+		loop_timer_arm(&sup->loop, &qs->kick, wake);
 }
 
 static void kick_fired(struct loop *loop, struct loop_timer *t)

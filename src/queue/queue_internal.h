@@ -25,12 +25,13 @@ struct queue_state {
 	bool in_batch;
 	double batch_opened;        /* monotonic: when the open batch began */
 	bool commit_soon;           /* an operator's change: commit this turn */
-	struct pending_reply *acks; /* submits waiting for the commit */
+	struct pending_reply *acks; /* replies waiting for the commit (submit, cancel, retry) */
 	/* after a failed commit (a full disk, a trigger, a lock): no new
 	 * leases until then, so the store is not hammered, the log not
 	 * flooded, and an operator can get at the database */
 	double resting_until;
 	double rest, failed_at;
+	bool reclaim_due;       /* after a rollback: tasks nobody holds show as running */
 	bool trouble_told;      /* the open batch failed and the log says so */
 	struct waiter *waiters; /* `wait` requests waiting for a drained queue */
 	struct loop_timer tick;

@@ -442,6 +442,11 @@ int store_flush(struct store *s)
 	return 0;
 }
 
+bool store_batch_spoilt(const struct store *s)
+{
+	return s->batch && s->backend == BACKEND_SQLITE && store_sqlite_spoilt(s);
+}
+
 const char *store_error(struct store *s)
 {
 	return s && s->err[0] ? s->err : "no error";

@@ -137,6 +137,7 @@ void store_sqlite_close(struct store *s);
 int store_sqlite_begin(struct store *s);
 int store_sqlite_commit(struct store *s);
 int store_sqlite_flush(struct store *s);
+bool store_sqlite_spoilt(const struct store *s);
 int store_sqlite_push(struct store *s, const char *group, const char *payload, size_t len,
                       int64_t *id);
 int store_sqlite_take(struct store *s, const char *group, const char *worker, double now,

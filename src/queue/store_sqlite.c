@@ -436,6 +436,11 @@ int store_sqlite_begin(struct store *s)
 	return sq_run(s, Q_BEGIN, "store_begin");
 }
 
+bool store_sqlite_spoilt(const struct store *s)
+{
+	return s->sql->broken;
+}
+
 int store_sqlite_commit(struct store *s)
 {
 	struct store_sql *q = s->sql;

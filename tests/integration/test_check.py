@@ -66,15 +66,16 @@ class Check(unittest.TestCase):
         r = d.run_other("check", "-c", d.config_path)
         self.assertEqual((r.returncode, r.stderr), (0, ""), r.stdout)
         d.start()
+        tasks = list(range(1, 101)) + [46341, 1000000]  # squares past 2^31 stay exact
         sub = d.run_other("submit", "-c", d.config_path, "-q", "squares", "-f", "-",
-                          input="".join(f"{k}\n" for k in range(1, 101)))
-        self.assertEqual((sub.returncode, sub.stdout.strip()), (0, "100"), sub.stderr)
+                          input="".join(f"{k}\n" for k in tasks))
+        self.assertEqual((sub.returncode, sub.stdout.strip()), (0, str(len(tasks))), sub.stderr)
         wait = d.run_other("ctl", "-c", d.config_path, "wait", "squares")
         self.assertEqual(wait.returncode, 0, wait.stdout + wait.stderr)
         with open(os.path.join(d.state_dir, "squares.jsonl")) as f:
             results = [json.loads(line) for line in f]
         self.assertEqual(sorted((int(x["task"]), int(x["result"])) for x in results),
-                         [(k, k * k) for k in range(1, 101)])
+                         [(k, k * k) for k in tasks])
         d.assert_clean_exit(d.stop())
         d.assert_no_marked_procs()
 

@@ -18,6 +18,7 @@ import json
 import os
 import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import threading
@@ -607,6 +608,50 @@ class Durable(unittest.TestCase):
         self.assertEqual(r["count"], 10, r)
         self.assertEqual(t.db_rows("SELECT state, count(*) FROM tasks GROUP BY state"),
                          [("cancelled", 20)])
+        rc = t.d.stop()
+        t.d.assert_clean_exit(rc)
+
+    def test_requests_pipelined_behind_a_deferred_reply_are_all_answered(self):
+        """A submit's reply waits for the commit; the 90 KiB of requests a
+        client pipelines behind it wait in the socket (drover stops reading)
+        and are all answered, in order. They used to overflow the 64 KiB
+        input buffer and be thrown away as one over-long line."""
+        t = Tasks(self, "sqlite", "pipelined")
+        t.start(pool("idle", taskworker(), 1, autostart=False))
+        n = 3000
+        reqs = [{"cmd": "submit", "target": "idle", "tasks": ["7"] * 100}]
+        reqs += [{"cmd": "task", "target": "1"}] * n
+        with t.c.connect() as conn:
+            conn.send(b"".join(json.dumps(r).encode() + b"\n" for r in reqs))
+            first = conn.reply()
+            self.assertEqual((first["ok"], first["count"]), (True, 100), first)
+            for i in range(n):
+                r = conn.reply()
+                self.assertIs(r.get("ok"), True, f"reply {i + 1}: {r}")
+                self.assertEqual(r["task"]["id"], 1, f"reply {i + 1}")
+        rc = t.d.stop()
+        t.d.assert_clean_exit(rc)
+
+    def test_a_half_closed_client_still_gets_its_deferred_replies(self):
+        """`echo REQUEST | socat - UNIX:drover.sock` shuts its side for
+        writing once it has sent the request: replies that wait for a commit
+        or a drained queue (submit, cancel, retry, wait) must still come,
+        before the close."""
+        t = Tasks(self, "sqlite", "halfclose")
+        t.start(pool("idle", taskworker(), 1, autostart=False))
+        tid = t.submit("idle", ["5"])["ids"][0]
+        for req, want in (({"cmd": "submit", "target": "idle", "tasks": ["6"]}, "count"),
+                          ({"cmd": "cancel", "target": str(tid)}, "count"),
+                          ({"cmd": "retry", "target": str(tid)}, "count"),
+                          ({"cmd": "cancel", "target": "idle"}, "count"),
+                          ({"cmd": "wait", "target": "idle"}, "done")):
+            with self.subTest(cmd=req["cmd"]), t.c.connect() as conn:
+                conn.send(json.dumps(req) + "\n")
+                conn.sock.shutdown(socket.SHUT_WR)
+                r = conn.reply()
+                self.assertIs(r.get("ok"), True, f"{req}: {r}")
+                self.assertIn(want, r)
+                self.assertTrue(conn.at_eof(5), "closed after the reply")
         rc = t.d.stop()
         t.d.assert_clean_exit(rc)
 
