@@ -24,6 +24,9 @@ json_t *supervisor_reload(struct supervisor *sup);
  * JSON. Returns NULL with a sentence in err. */
 struct control_server *control_server_start(struct supervisor *sup, const char *path, char *err,
                                             size_t errlen);
+/* Before the last commit: the replies it releases go out, but no request
+ * after them is read (it could open a batch nobody commits or answers). */
+void control_server_quiesce(struct control_server *srv);
 void control_server_stop(struct control_server *srv);
 
 #endif

@@ -44,6 +44,7 @@ struct control_server {
 	struct client *clients;
 	size_t nclients;
 	struct event_sink sink;
+	bool quiet; /* the last replies go out; no further request is read */
 };
 
 static void client_kill(struct client *c, const char *why);
@@ -247,6 +248,8 @@ static void handle_request(struct client *c, const char *line, size_t len)
 /* Take every complete line out of the input buffer. */
 static void handle_input(struct client *c)
 {
+	if (c->srv->quiet)
+		return; /* drover is exiting: what it has not read stays unread */
 	size_t start = 0;
 	for (;;) {
 		if (c->deferred)
@@ -302,8 +305,10 @@ static void client_io(struct loop *loop, struct loop_watch *w, uint32_t events)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
-		/* hung up (a half-written request dies with it) or broken */
-		if (c->outlen > c->outoff && n == 0) {
+		/* hung up (a half-written request dies with it) or broken; after
+		 * EPOLLHUP the peer shut both ways: nothing owed can reach it, and
+		 * waiting to send it would spin on the HUP */
+		if (c->outlen > c->outoff && n == 0 && !(events & (EPOLLHUP | EPOLLERR))) {
 			c->closing = true;
 			update_interest(c);
 		} else {
@@ -472,6 +477,11 @@ struct control_server *control_server_start(struct supervisor *sup, const char *
 	srv->sink = (struct event_sink){.format = LOG_FORMAT_JSON, .write = sink_write, .arg = srv};
 	event_bus_add(&sup->bus, &srv->sink);
 	return srv;
+}
+
+void control_server_quiesce(struct control_server *srv)
+{
+	srv->quiet = true;
 }
 
 void control_server_stop(struct control_server *srv)

@@ -412,6 +412,8 @@ static void cleanup(struct supervisor *sup)
 	monitor_stop(sup);
 	/* the last batch before the groups go: their results files are
 	 * written after the commit that recorded those results, never before */
+	if (sup->control)
+		control_server_quiesce(sup->control);
 	if (queue_commit_now(sup) < 0)
 		fprintf(stderr, "drover: the last commit of the task store failed\n");
 	for (size_t i = 0; i < sup->ngroups; i++)

@@ -79,20 +79,33 @@ void queue_protocol_error(struct worker *w, const char *what)
 	supervisor_emit(w->sup, &e);
 }
 
-/* The store failed to begin or to commit a batch. What failed may fail
- * again at once (the same task's result, a full disk): rest rather than
- * spin, holding the write lock, thousands of times a second. Failures
- * close together are in a row, though small commits between them may
- * succeed. */
+/* The store failed to begin or commit a batch, or to write what became
+ * of a task. What failed may fail again at once (the same task's result, a
+ * full disk): rest rather than spin, holding the write lock, thousands of
+ * times a second. A failure within a second of the last rest's end is one
+ * more in a row, though small commits between them may succeed; one
+ * during a rest changes nothing. */
 static void rest_after_failure(struct queue_state *qs)
 {
 	double now = supervisor_now();
-	bool in_a_row = qs->rest > 0 && now - qs->failed_at < qs->rest + 1.0;
+	if (now < qs->resting_until)
+		return;
+	bool in_a_row = qs->rest > 0 && now - qs->resting_until < 1.0;
 	qs->rest = in_a_row ? qs->rest * 2 : REST_FIRST;
 	if (qs->rest > REST_MAX)
 		qs->rest = REST_MAX;
-	qs->failed_at = now;
 	qs->resting_until = now + qs->rest;
+}
+
+/* A write about a task that no worker holds any more failed: the store
+ * still has it running. After the rest, reclaim gives it back. (In a
+ * spoilt batch the failed commit does both.) */
+static void task_orphaned(struct supervisor *sup)
+{
+	if (sup->queue->in_batch && store_batch_spoilt(sup->store))
+		return;
+	sup->queue->reclaim_due = true;
+	rest_after_failure(sup->queue);
 }
 
 void queue_batch(struct supervisor *sup)
@@ -208,8 +221,10 @@ void queue_task_failed(struct worker *w, struct inflight *in, const char *why)
 	queue_clock_refresh();
 	int rc = store_fail(sup->store, in->id, in->lease, why, max,
 	                    queue_clock.wall + retry_delay(in->attempts), queue_clock.wall);
-	if (rc < 0)
+	if (rc < 0) {
 		queue_store_trouble(sup, "cannot record a failed task");
+		task_orphaned(sup);
+	}
 	if (rc == 1) {
 		bool dead = policy_is_dead(in->attempts, g->prog->task_retries);
 		g->queue->next_take = 0;
@@ -236,8 +251,10 @@ void queue_task_done(struct worker *w, struct inflight *in, const char *result, 
 	struct supervisor *sup = w->sup;
 	queue_batch(sup);
 	int rc = store_ack(sup->store, in->id, in->lease, result, len, queue_clock.wall);
-	if (rc < 0)
+	if (rc < 0) {
 		queue_store_trouble(sup, "cannot record a result");
+		task_orphaned(sup);
+	}
 	if (rc == 1) {
 		count_done(w->group, queue_clock.mono - in->sent);
 		w->tasks->done++;
@@ -254,8 +271,13 @@ void queue_task_return(struct worker *w, struct inflight *in)
 {
 	struct supervisor *sup = w->sup;
 	queue_batch(sup);
-	if (store_requeue(sup->store, in->id, in->lease, true) == 1 && w->group->queue)
+	int rc = store_requeue(sup->store, in->id, in->lease, true);
+	if (rc == 1 && w->group->queue)
 		w->group->queue->next_take = 0;
+	if (rc < 0) {
+		queue_store_trouble(sup, "cannot give a task back");
+		task_orphaned(sup);
+	}
 	free(in->payload);
 	in->payload = NULL;
 }
@@ -309,7 +331,10 @@ static int lease_to(struct supervisor *sup, struct group *g, struct worker *w, i
 		if (link_add(w, &got[i], keep_payload) < 0)
 			got[lost++] = got[i]; /* cannot hold it: given back below */
 	for (int i = 0; i < lost; i++)
-		store_requeue(sup->store, got[i].id, got[i].lease, true);
+		if (store_requeue(sup->store, got[i].id, got[i].lease, true) < 0) {
+			queue_store_trouble(sup, "cannot give a task back");
+			task_orphaned(sup);
+		}
 	if (!queue_durable(sup))
 		link_committed(w); /* nothing to wait for */
 	return n;
@@ -577,46 +602,89 @@ static void answer_after_commit(struct supervisor *sup, bool ok)
 	}
 }
 
-/* After a rollback: acks and give-backs of the batch were undone, so tasks
- * that no worker holds show as running again. Back to the queue with them
- * (their attempt refunded: they did not fail). */
-static void reclaim(struct supervisor *sup, struct group *g)
+/* The ids of the tasks the workers hold, of every group (a pool removed
+ * and added again under its name may still have workers finishing),
+ * sorted; NULL with *n = 0 if none (or out of memory: *n = SIZE_MAX). */
+static int64_t *held_ids(struct supervisor *sup, size_t *n)
 {
-	size_t n = 0, cap = 0;
+	size_t cap = 0;
 	int64_t *held = NULL;
-	for (size_t j = 0; j < g->nworkers; j++) {
-		const struct task_link *l = g->workers[j]->tasks;
-		for (size_t k = 0; l && k < l->count; k++) {
-			if (n == cap) {
-				cap = cap ? cap * 2 : 256;
-				int64_t *v = realloc(held, cap * sizeof(*v));
-				if (!v) {
-					free(held);
-					queue_store_trouble(sup, "out of memory reclaiming tasks");
-					return;
+	*n = 0;
+	for (size_t i = 0; i < sup->ngroups; i++) {
+		struct group *g = sup->groups[i];
+		for (size_t j = 0; j < g->nworkers; j++) {
+			const struct task_link *l = g->workers[j]->tasks;
+			for (size_t k = 0; l && k < l->count; k++) {
+				if (*n == cap) {
+					cap = cap ? cap * 2 : 256;
+					int64_t *v = realloc(held, cap * sizeof(*v));
+					if (!v) {
+						free(held);
+						*n = SIZE_MAX;
+						return NULL;
+					}
+					held = v;
 				}
-				held = v;
+				held[(*n)++] = l->ring[(l->head + k) & (l->cap - 1)].id;
 			}
-			held[n++] = l->ring[(l->head + k) & (l->cap - 1)].id;
 		}
 	}
-	if (n)
-		qsort(held, n, sizeof(*held), queue_cmp_id);
+	if (*n)
+		qsort(held, *n, sizeof(*held), queue_cmp_id);
+	return held;
+}
+
+/* g's running tasks that no worker holds, back to the queue: false if the
+ * store failed. */
+static bool reclaim_group(struct supervisor *sup, struct group *g, const int64_t *held, size_t n)
+{
 	struct task page[256];
 	int64_t after = 0;
+	bool ok = true;
 	int got;
-	while ((got = store_list(sup->store, g->name, TASK_RUNNING, after, page, 256)) > 0) {
+	while (ok && (got = store_list(sup->store, g->name, TASK_RUNNING, after, page, 256)) != 0) {
+		if (got < 0) {
+			queue_store_trouble(sup, "cannot list the running tasks");
+			return false;
+		}
 		for (int i = 0; i < got; i++) {
 			after = page[i].id;
-			if (!n || !bsearch(&page[i].id, held, n, sizeof(*held), queue_cmp_id)) {
+			if (ok &&
+			    (!n || !bsearch(&page[i].id, held, n, sizeof(*held), queue_cmp_id))) {
 				queue_batch(sup);
-				store_requeue(sup->store, page[i].id, page[i].lease, true);
+				if (!sup->queue->in_batch ||
+				    store_requeue(sup->store, page[i].id, page[i].lease, true) <
+				        0) {
+					queue_store_trouble(sup, "cannot give a task back");
+					ok = false;
+				}
 				g->queue->next_take = 0;
 			}
 			task_free(&page[i]);
 		}
 	}
+	return ok;
+}
+
+/* After a rollback: acks and give-backs of the batch were undone, so tasks
+ * that no worker holds show as running again. Back to the queue with them
+ * (their attempt refunded: they did not fail); if the store fails again,
+ * once more after the next rest. */
+static void reclaim(struct supervisor *sup)
+{
+	struct queue_state *qs = sup->queue;
+	qs->reclaim_due = false;
+	size_t n;
+	int64_t *held = held_ids(sup, &n);
+	bool ok = n != SIZE_MAX;
+	if (!ok)
+		queue_store_trouble(sup, "out of memory reclaiming tasks");
+	for (size_t i = 0; ok && i < sup->ngroups; i++)
+		if (sup->groups[i]->queue)
+			ok = reclaim_group(sup, sup->groups[i], held, n);
 	free(held);
+	if (!ok)
+		task_orphaned(sup);
 }
 
 /* After a commit (ok) or its rollback: replies, results, and the links
@@ -653,12 +721,8 @@ void queue_turn(struct supervisor *sup)
 		return;
 	queue_clock_refresh();
 	double now = queue_clock.mono;
-	if (qs->reclaim_due && (now >= qs->resting_until || sup->shutting_down)) {
-		qs->reclaim_due = false;
-		for (size_t i = 0; i < sup->ngroups; i++)
-			if (sup->groups[i]->queue)
-				reclaim(sup, sup->groups[i]);
-	}
+	if (qs->reclaim_due && now >= qs->resting_until)
+		reclaim(sup);
 	if (!sup->shutting_down)
 		for (size_t i = 0; i < sup->ngroups; i++)
 			dispatch_group(sup, sup->groups[i], now);
@@ -790,6 +854,8 @@ int queue_push(struct supervisor *sup, struct group *g, const char *text, size_t
 int queue_commit_now(struct supervisor *sup)
 {
 	struct queue_state *qs = sup->queue;
+	if (qs && qs->reclaim_due)
+		reclaim(sup); /* the last chance to refund their attempts */
 	if (!qs || !qs->in_batch)
 		return 0;
 	int rc = commit(sup);

@@ -30,7 +30,7 @@ struct queue_state {
 	 * leases until then, so the store is not hammered, the log not
 	 * flooded, and an operator can get at the database */
 	double resting_until;
-	double rest, failed_at;
+	double rest;
 	bool reclaim_due;       /* after a rollback: tasks nobody holds show as running */
 	bool trouble_told;      /* the open batch failed and the log says so */
 	struct waiter *waiters; /* `wait` requests waiting for a drained queue */

@@ -303,7 +303,10 @@ static int setup(struct store *s, bool sync_full)
 {
 	struct store_sql *q = s->sql;
 	const char *path = q->path;
-	sqlite3_busy_timeout(q->db, 2000);
+	/* another writer (an operator's sqlite3) holds the lock: wait a
+	 * little, inside the event loop, then fail; the dispatcher rests and
+	 * tries again, and supervising goes on meanwhile */
+	sqlite3_busy_timeout(q->db, 250);
 	sqlite3_stmt *st = NULL;
 	if (sqlite3_prepare_v2(q->db, "PRAGMA journal_mode = WAL", -1, &st, NULL) != SQLITE_OK ||
 	    sqlite3_step(st) != SQLITE_ROW) {

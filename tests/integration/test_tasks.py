@@ -588,6 +588,40 @@ class Durable(unittest.TestCase):
         rc = t.d.stop()
         t.d.assert_clean_exit(rc)
 
+    def test_an_operator_holding_the_write_lock_delays_but_loses_nothing(self):
+        """Commits fail (a trigger refuses task 50's result); then an
+        operator holds the write lock while drover's rest ends, so that
+        giving the undone tasks back fails too. drover tries again after
+        each rest, keeps supervising meanwhile, and once the lock is
+        released every task ends done: none is left running."""
+        t = Tasks(self, "sqlite", "oplock")
+        t.start(pool("sq", taskworker(), 1, prefetch=4))
+        db = sqlite3.connect(f"{t.d.state_dir}/tasks.db", timeout=10, isolation_level=None)
+        db.execute("CREATE TRIGGER boom BEFORE UPDATE OF state ON tasks WHEN NEW.id = 50"
+                   " AND NEW.state = 'done' BEGIN SELECT RAISE(FAIL, 'boom'); END")
+        n = 100
+        t.submit("sq", [str(k) for k in range(1, n + 1)])
+        t.d.wait_event(lambda e: e.get("event") == "store" and
+                       len(t.d.events_named("store", error="commit failed")) >= 2, 20,
+                       what="2 failed commits")
+        seen = len(t.d.snapshot())
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("DROP TRIGGER boom")
+        try:
+            t.d.wait_event(lambda e: e.get("error") == "cannot begin a transaction", 20,
+                           after=seen, what="drover's try while the operator holds the lock")
+            self.assertEqual(t.c.request("status", "sq")["workers"][0]["state"], "RUNNING",
+                             "supervising goes on while the store is locked")
+        finally:
+            db.execute("COMMIT")
+            db.close()
+        t.wait("sq", timeout=60)
+        self.assertEqual(t.counts("sq")["done"], n)
+        self.assertEqual(t.db_rows("SELECT count(*) FROM tasks WHERE state = 'running'"),
+                         [(0,)])
+        rc = t.d.stop()
+        t.d.assert_clean_exit(rc)
+
     def test_cancel_and_retry_are_answered_once_committed(self):
         """Like a submit, a cancel or a retry is answered only once it is
         committed: an operator who reads tasks.db right after the reply
