@@ -141,10 +141,15 @@ class Stop(unittest.TestCase):
         d.start()
         pid = int(d.wait_state("esc", "RUNNING")["pid"])
         kids = wait_children(self, d, pid, 2)
-        # they really escaped the worker's session
-        sids = {k: _sid(k) for k in kids}
-        self.assertTrue(all(s == k for k, s in sids.items()),
-                        f"children did not setsid: {sids}")
+        # they really escaped the worker's session (a child is seen as soon
+        # as it is forked, its setsid() may come a moment later)
+        sids = {}
+
+        def escaped():
+            nonlocal sids
+            sids = {k: _sid(k) for k in kids}
+            return all(s == k for k, s in sids.items())
+        self.assertTrue(poll(escaped, 5), f"children did not setsid: {sids}")
         rc = d.stop()
         d.assert_clean_exit(rc)
         assert_all_gone(self, d, [pid] + kids, "worker or setsid grandchild")
