@@ -4,6 +4,7 @@ and directory modes, peer credentials, and a control socket under abuse
 (garbage, huge lines, half requests, clients that never read, hundreds of
 clients at once, random bytes) while drover keeps supervising."""
 
+import fcntl
 import json
 import os
 import random
@@ -13,11 +14,12 @@ import signal
 import socket
 import stat
 import subprocess
+import termios
 import threading
 import time
 import unittest
 
-from harness import Drover, program, tw, alive, poll
+from harness import Drover, program, tw, alive, poll, fd_list
 from ctlutil import Control, cpu_ticks, proc_state, run_as_nobody, ignores
 
 REQUEST_MAX = 64 * 1024
@@ -932,6 +934,44 @@ class Abuse(unittest.TestCase):
         self.assertIn("does not read", ev["message"])
         if not dropped:  # all sent before the drop: the connection still ends
             self.assertTrue(conn.at_eof(10), "the dropped client's connection is closed")
+        conn.close()
+        self.alive_and_well()
+
+    def test_a_client_that_hangs_up_both_ways_with_replies_unread_is_closed(self):
+        """A client asks for 3 MiB of replies, reads none and, once drover
+        can write no more of them, shuts its socket both ways (the fd kept
+        open): nothing can reach it now, so drover closes its end. It used
+        to keep the client to flush to, spinning a full core on the HUP."""
+        def sockets():
+            return sum(1 for t in fd_list(self.d.pid).values() if t.startswith("socket:"))
+        size = len(json.dumps(self.c.status())) + 1
+        self.assertTrue(poll(lambda: sockets() == 1, 5), "only the listening socket")
+        conn = self.c.connect()
+        conn.sock.setblocking(False)
+        req = b'{"cmd":"status"}\n' * ((3 << 20) // size)
+        sent = 0
+        while sent < len(req):
+            try:
+                sent += conn.sock.send(req[sent:])
+            except BlockingIOError:
+                select.select([], [conn.sock], [], 1)
+
+        def queued(op):
+            buf = fcntl.ioctl(conn.sock.fileno(), op, b"\0\0\0\0")
+            return int.from_bytes(buf, "little")
+        self.assertTrue(poll(lambda: queued(termios.TIOCOUTQ) == 0, 10),
+                        "drover read every request")
+        # drover is blocked on a full socket: what waits for us stops growing
+        seen = []
+
+        def blocked():
+            seen.append(queued(termios.FIONREAD))
+            return seen[-1] > 0 and seen[-3:] == [seen[-1]] * 3
+        self.assertTrue(poll(blocked, 10, interval=0.05), f"replies fill the socket: {seen}")
+        conn.sock.shutdown(socket.SHUT_RDWR)
+        self.assertTrue(poll(lambda: sockets() == 1, 5),
+                        f"drover still holds the hung-up client ({sockets()} sockets)\n"
+                        + self.d.context())
         conn.close()
         self.alive_and_well()
 
