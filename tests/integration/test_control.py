@@ -942,8 +942,7 @@ class Abuse(unittest.TestCase):
         can write no more of them, shuts its socket both ways (the fd kept
         open): nothing can reach it now, so drover closes its end. It used
         to keep the client to flush to, spinning a full core on the HUP."""
-        def sockets():
-            return sum(1 for t in fd_list(self.d.pid).values() if t.startswith("socket:"))
+        sockets = self._sockets
         size = len(json.dumps(self.c.status())) + 1
         self.assertTrue(poll(lambda: sockets() == 1, 5), "only the listening socket")
         conn = self.c.connect()
@@ -1062,6 +1061,9 @@ class Abuse(unittest.TestCase):
             self.skipTest(f"RLIMIT_NOFILE hard limit {hard} < 1200")
         resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
         self.addCleanup(resource.setrlimit, resource.RLIMIT_NOFILE, (soft, hard))
+        # the clients of setUp's checks gone (drover may not have read
+        # their EOF yet): the 1024 below are all there is
+        self.assertTrue(poll(lambda: self._sockets() == 1, 5), "only the listening socket")
         conns = []
         try:
             for _ in range(1024):
@@ -1080,6 +1082,10 @@ class Abuse(unittest.TestCase):
             for conn in conns:
                 conn.close()
         self.alive_and_well()
+
+    def _sockets(self):
+        """drover's sockets: the listening one and one per client."""
+        return sum(1 for t in fd_list(self.d.pid).values() if t.startswith("socket:"))
 
     def _one_status_ok(self):
         # the server may take the new connection before it sees the freed
