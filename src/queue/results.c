@@ -7,20 +7,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "drover/framing.h"
 #include "queue_internal.h"
 
 static void results_append(struct group_queue *q, const char *s, size_t n)
 {
-	if (q->results_len + n > q->results_cap) {
-		size_t cap = q->results_cap ? q->results_cap : 65536;
-		while (cap < q->results_len + n)
-			cap *= 2;
-		char *b = realloc(q->results_buf, cap);
-		if (!b)
-			return;
-		q->results_buf = b;
-		q->results_cap = cap;
-	}
+	if (frame_reserve(&q->results_buf, &q->results_cap, q->results_len + n) < 0)
+		return;
 	memcpy(q->results_buf + q->results_len, s, n);
 	q->results_len += n;
 }

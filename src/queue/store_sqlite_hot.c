@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "drover/framing.h"
 #include "store_sqlite_internal.h"
 
 /* ---- buffered writes ----
@@ -23,16 +24,8 @@
 static int buffer_bytes(struct store *s, const void *p, size_t len, size_t *off)
 {
 	struct store_sql *q = s->sql;
-	if (q->wlen + len > q->wcap) {
-		size_t cap = q->wcap ? q->wcap : 65536;
-		while (cap < q->wlen + len)
-			cap *= 2;
-		char *b = realloc(q->wbuf, cap);
-		if (!b)
-			return -1;
-		q->wbuf = b;
-		q->wcap = cap;
-	}
+	if (frame_reserve(&q->wbuf, &q->wcap, q->wlen + len) < 0)
+		return -1;
 	*off = q->wlen;
 	if (len)
 		memcpy(q->wbuf + q->wlen, p, len);

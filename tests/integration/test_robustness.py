@@ -10,6 +10,17 @@ from ctlutil import Control
 from harness import Drover, program, tw, poll, children_of, zombies_of, fd_list
 
 
+def new_fds_by_kind(baseline, now):
+    """The fds in now that baseline does not have, counted by kind
+    (pipe, anon_inode, socket, or the path)."""
+    extra = {}
+    for fd, t in now.items():
+        if baseline.get(fd) != t:
+            kind = t.split(":[")[0] if ":[" in t else t
+            extra[kind] = extra.get(kind, 0) + 1
+    return extra
+
+
 class Robustness(unittest.TestCase):
 
     def test_10000_orphan_exits_leave_no_zombie_and_no_fd_growth(self):
@@ -41,11 +52,7 @@ class Robustness(unittest.TestCase):
         took = time.monotonic() - t0
         if not ok:
             now = fd_list(d.pid)
-            extra = {}
-            for fd, t in now.items():
-                if baseline.get(fd) != t:
-                    kind = t.split(":[")[0] if ":[" in t else t
-                    extra[kind] = extra.get(kind, 0) + 1
+            extra = new_fds_by_kind(baseline, now)
             self.fail(f"after 10,000 orphan exits ({took:.1f}s): "
                       f"zombies={len(zombies_of(d.pid))} "
                       f"children={len(children_of(d.pid))} (workers {pids}) "
@@ -109,13 +116,8 @@ class Robustness(unittest.TestCase):
                              f"drover's fds while workers restarted: {samples[::20]}")
         after = stopped_fds()
         if len(after) != len(baseline):
-            extra = {}
-            for fd, t in after.items():
-                if baseline.get(fd) != t:
-                    kind = t.split(":[")[0] if ":[" in t else t
-                    extra[kind] = extra.get(kind, 0) + 1
-            self.fail(f"{len(after)} fds after {target} restarts, {len(baseline)} "
-                      f"after the first 100; new by kind: {extra}")
+            self.fail(f"{len(after)} fds after {target} restarts, {len(baseline)} after "
+                      f"the first 100; new by kind: {new_fds_by_kind(baseline, after)}")
         self.assertEqual([e for e in d.events_named("state") if e.get("to") == "FATAL"], [],
                          "fatal_after = 0 disables the limit\n" + d.context())
         d.assert_clean_exit(d.stop())
