@@ -18,13 +18,13 @@ import socket
 import subprocess
 import time
 
-from harness import DROVER_BIN, poll
+from harness import DROVER_BIN, WAIT, poll
 
 
 class Conn:
     """One client connection: raw bytes out, reply lines in."""
 
-    def __init__(self, path, timeout=10):
+    def __init__(self, path, timeout=WAIT):
         self.path = path
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
@@ -72,7 +72,7 @@ class Conn:
         req.update(extra)
         self.send(json.dumps(req) + "\n")
 
-    def readline(self, timeout=10):
+    def readline(self, timeout=WAIT):
         """The next line (bytes, without its newline); None at EOF. Raises
         TimeoutError if no full line comes within timeout."""
         deadline = time.monotonic() + timeout
@@ -100,14 +100,14 @@ class Conn:
         line, _, self.buf = self.buf.partition(b"\n")
         return line
 
-    def reply(self, timeout=10):
+    def reply(self, timeout=WAIT):
         """The next reply, parsed. Fails loudly on EOF or non-JSON."""
         line = self.readline(timeout)
         if line is None:
             raise EOFError("drover closed the connection instead of replying")
         return json.loads(line)
 
-    def request(self, cmd, target=None, arg=None, timeout=10, **extra):
+    def request(self, cmd, target=None, arg=None, timeout=WAIT, **extra):
         self.send_request(cmd, target, arg, **extra)
         return self.reply(timeout)
 
@@ -134,10 +134,10 @@ class Control:
 
     # -- socket --
 
-    def connect(self, timeout=10):
+    def connect(self, timeout=WAIT):
         return Conn(self.sock, timeout)
 
-    def request(self, cmd, target=None, arg=None, timeout=10, **extra):
+    def request(self, cmd, target=None, arg=None, timeout=WAIT, **extra):
         """One request on a fresh connection; the parsed reply."""
         with self.connect(timeout) as conn:
             return conn.request(cmd, target, arg, timeout, **extra)
@@ -164,7 +164,7 @@ class Control:
         """name -> worker dict, from `status`."""
         return {w["name"]: w for w in self.status(target)["workers"]}
 
-    def wait_workers(self, pred, timeout=10, what="a worker condition"):
+    def wait_workers(self, pred, timeout=WAIT, what="a worker condition"):
         """Poll `status` until pred(workers by name) is true; returns them."""
         seen = {}
 
@@ -178,7 +178,7 @@ class Control:
                            + self.d.context())
         return seen
 
-    def wait_running(self, names, timeout=10, exact=True):
+    def wait_running(self, names, timeout=WAIT, exact=True):
         """Wait until every worker in names is RUNNING (and, with exact, no
         other worker has a process or is listed as RUNNING)."""
         names = set(names)

@@ -27,6 +27,12 @@ import uuid
 DROVER_BIN = os.environ.get("DROVER_BIN", "")
 TESTWORKER = os.environ.get("DROVER_TESTWORKER", "")
 
+# The default deadline of every wait for a condition. A wait returns as
+# soon as its condition holds, so a long one costs nothing when the test
+# passes; it only spares a slow or loaded machine (CI under ASan) a false
+# failure. A test that asserts a bound on time passes its own.
+WAIT = 30
+
 # Sanitizer findings in drover's stderr fail the test that saw them.
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                    "SUMMARY: UndefinedBehaviorSanitizer")
@@ -409,7 +415,7 @@ class Drover:
             lines += ["  " + l for l in err]
         return "\n".join(lines)
 
-    def wait_event(self, pred, timeout=10, after=0, what=None):
+    def wait_event(self, pred, timeout=WAIT, after=0, what=None):
         """The first event at index >= after for which pred(event) is true,
         waiting up to timeout seconds; fails the test with what was seen."""
         deadline = time.monotonic() + timeout
@@ -448,12 +454,12 @@ class Drover:
                     return
                 self.cond.wait(min(left, 0.05))
 
-    def wait_state(self, worker, state, timeout=10, after=0):
+    def wait_state(self, worker, state, timeout=WAIT, after=0):
         return self.wait_event(
             lambda e: e.get("event") == "state" and e.get("worker") == worker
             and e.get("to") == state, timeout, after, what=f"{worker} -> {state}")
 
-    def wait_output(self, worker, text, timeout=10, after=0):
+    def wait_output(self, worker, text, timeout=WAIT, after=0):
         return self.wait_event(
             lambda e: e.get("event") == "output" and e.get("worker") == worker
             and text in str(e.get("line")), timeout, after,
@@ -483,7 +489,7 @@ class Drover:
     def fd_count(self):
         return len(fd_list(self.pid))
 
-    def assert_no_marked_procs(self, timeout=2, what="after drover exited"):
+    def assert_no_marked_procs(self, timeout=WAIT, what="after drover exited"):
         left = poll(lambda: not self.marked_procs(), timeout)
         if not left:
             procs = self.marked_procs()
