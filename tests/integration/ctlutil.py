@@ -191,8 +191,18 @@ class Control:
                 live = {n for n, w in ws.items() if w["pid"] is not None}
                 return running == names and live == names
             return True
-        return self.wait_workers(pred, timeout, f"RUNNING = {sorted(names)}"
-                                 + (" exactly" if exact else ""))
+        ws = self.wait_workers(pred, timeout, f"RUNNING = {sorted(names)}"
+                               + (" exactly" if exact else ""))
+        # The status comes over the socket, the events over drover's stdout
+        # through a reader thread, which may lag behind under load. Wait for
+        # the RUNNING events too, so that a mark() taken next comes after them
+        # and everything logged before them.
+        for n in sorted(names):
+            pid = str(ws[n]["pid"])
+            self.d.wait_event(lambda e: e.get("event") == "state" and e.get("worker") == n
+                              and e.get("to") == "RUNNING" and str(e.get("pid")) == pid,
+                              timeout, what=f"the event of {n} (pid {pid}) -> RUNNING")
+        return ws
 
     def pids(self, names=None):
         ws = self.workers()
