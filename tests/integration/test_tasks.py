@@ -826,30 +826,46 @@ class Edges(unittest.TestCase):
 
     def test_pause_longer_than_task_timeout(self):
         """A pause is the operator's doing, not a stuck task: a worker paused
-        for longer than task_timeout, in the middle of a task that still
-        needs CPU time, is not timed out, neither while paused nor once
-        resumed; its tasks finish on it with one attempt each."""
+        for longer than task_timeout, in the middle of its tasks, is not
+        timed out, neither while paused nor once resumed (the timeout counts
+        again from the resume); its tasks finish on it with one attempt
+        each."""
         t = Tasks(self, "memory", "pausetimeout")
-        # 600 ms of CPU per task against a 3 s timeout: a 5x margin for a
-        # busy machine; the pause outlasts the timeout by more than a tick,
-        # and after resume the task still needs more CPU than a tick lasts
-        t.start(pool("sq", taskworker("--burn-ms", 600), 1, task_timeout=3))
+        # The worker answers only once the test creates `go`, so how long
+        # its tasks take does not depend on how much CPU a loaded machine
+        # gives it (a worker burning 600 ms of CPU per task took over 3 s
+        # a task on one busy core, and was timed out after the resume).
+        go = t.path("go")
+        worker = (f"sh -c 'while read x; do until [ -e {go} ]; do sleep 0.02; done; "
+                  "echo $((x*x)); done'")
+        timeout = 4
+        t.start(pool("sq", worker, 1, task_timeout=timeout))
         t.c.wait_running(["sq"], 10)
         t.submit("sq", ["3", "4"])
         t.wait_counts("sq", lambda c: c["running"] == 2, 10, "both tasks on the worker")
         t.c.ok("pause", "sq")
         paused = time.monotonic()
+        # the pause outlasts the timeout by more than a tick (0.5 s)
         t.d.assert_no_event(lambda e: e.get("event") == "protocol",
-                            within=max(0, paused + 3.7 - time.monotonic()),
+                            within=max(0, paused + timeout + 0.7 - time.monotonic()),
                             what="a task_timeout while paused")
         mark = t.d.mark()
         t.c.ok("resume", "sq")
+        # still no answer for two ticks after the resume: a drover that
+        # counted the pause would time the worker out at the first of them
+        # (the worker then has timeout - 1 s of slack to answer)
+        t.d.assert_no_event(lambda e: e.get("event") in ("protocol", "exit"), within=1.0,
+                            after=mark, what="a task_timeout right after the resume")
+        with open(go, "w"):
+            pass
         t.wait("sq", timeout=20)
         evs = [e["_raw"] for e in t.d.snapshot()[mark:] if e.get("event") in ("protocol", "exit")]
         self.assertEqual(evs, [], "timed out after resume")
         for tid in (1, 2):
             x = t.task(tid)
-            self.assertEqual((x["state"], x["attempts"], x["error"]), ("done", 1, None), x)
+            self.assertEqual((x["state"], x["attempts"], x["error"], x["worker"]),
+                             ("done", 1, None, "sq"), x)
+            self.assertEqual(int(x["result"]), int(x["task"]) ** 2, x)
 
     def test_submit_stdin_streams_1e6_lines_in_bounded_memory(self):
         """`drover submit -f -` streams a million short lines from a pipe
