@@ -164,6 +164,14 @@ class Console(unittest.TestCase):
     def type(self, text):
         self.tmux("send-keys", "-l", text)
 
+    def wait_history(self, what, *texts, timeout=DEADLINE):
+        """Poll the history until it holds every text. The exit status file
+        can be written before tmux has read drover's last bytes from the
+        pty: tmux reads its panes when it is scheduled, not when the
+        program writes."""
+        return poll(what, lambda: all(t in self.history() for t in texts), timeout,
+                    last=lambda: "history:\n" + self.history())
+
     def wait_screen(self, what, predicate, timeout=DEADLINE):
         def check():
             return predicate(self.screen())
@@ -234,11 +242,10 @@ class Console(unittest.TestCase):
 
     def test_table_shows_configured_workers_with_pids(self):
         self.start_console()
-        screen = self.screen()
-        self.assertIn("NAME", screen)
-        self.assertIn("F10Quit", screen)
-        for column in ("PID", "STATE", "CPU%", "MEM", "UPTIME"):
-            self.assertIn(column, screen)
+        # start_console saw the rows; the footer below them may come in a
+        # later write of the same frame, so it is waited for, not assumed
+        self.wait_screen("the column titles and the footer", lambda s: "F10Quit" in s and all(
+            c in s for c in ("NAME", "PID", "STATE", "CPU%", "MEM", "UPTIME")))
 
     def test_grow_adds_a_row(self):
         self.start_console()
@@ -363,7 +370,7 @@ class Console(unittest.TestCase):
         self.keys("q")
         poll("attach to leave", lambda: self.exit_status() is not None, last=self.screen)
         self.assertEqual(self.exit_status(), 0)
-        self.assertIn("drover keeps running", self.history())
+        self.wait_history("attach's goodbye", "drover keeps running")
         self.assertIsNone(self.headless.poll())
         self.assertEqual(set(self.workers()), set(ws))
         self.ctl("shutdown")
@@ -377,8 +384,8 @@ class Console(unittest.TestCase):
         self.keys("Enter")
         poll("drover to exit", lambda: self.exit_status() is not None, last=self.screen)
         self.assertEqual(self.exit_status(), 0)
-        self.assertIn("drover: stopping 4 workers (console:quit)", self.history())
-        self.assertIn("drover: stopped", self.history())
+        self.wait_history("drover's last lines", "drover: stopping 4 workers (console:quit)",
+                          "drover: stopped")
         self.assertFalse(alive(drover_pid))
         for name, w in ws.items():
             self.assertFalse(alive(w["pid"]), f"{name} ({w['pid']}) is still alive")
