@@ -444,7 +444,9 @@ class BothStores:
         t = self.make("pause")
         t.start(pool("sq", taskworker("--sleep-ms", 3), 2, prefetch=8))
         t.c.wait_running(["sq_00", "sq_01"], 10)
-        n = 400
+        # sq_00 holds tasks as long as the queue is not empty: 1000 x 3 ms
+        # over two workers leaves the pause 1.5 s to land
+        n = 1000
         t.submit_file("sq", t.write_lines("tasks.txt", range(1, n + 1)))
 
         def held_by_00():
@@ -802,7 +804,9 @@ class Edges(unittest.TestCase):
         free and end done."""
         t = Tasks(self, "memory", "timeout")
         results = t.path("results.jsonl")
-        t.start(pool("sq", taskworker("--hang-every", 10), 2, task_timeout=1, task_retries=1,
+        # 2 s: a restarted (sanitizer-built) worker must start and answer
+        # within the timeout, or a task that did not hang is charged twice
+        t.start(pool("sq", taskworker("--hang-every", 10), 2, task_timeout=2, task_retries=1,
                      results=results, stopwaitsecs=2))
         pids = t.c.wait_running(["sq_00", "sq_01"], 10)
         first = {w: x["pid"] for w, x in pids.items()}
