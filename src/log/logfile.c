@@ -58,15 +58,8 @@ static int rotate(struct logfile *lf)
 	return open_fd(lf);
 }
 
-int logfile_write(struct logfile *lf, const char *buf, size_t len)
+static int write_all(struct logfile *lf, const char *buf, size_t len)
 {
-	if (lf->fd < 0)
-		return -EBADF;
-	if (lf->maxbytes > 0 && lf->size > 0 && lf->size + (long long)len > lf->maxbytes) {
-		int rc = rotate(lf);
-		if (rc < 0)
-			return rc;
-	}
 	while (len) {
 		ssize_t n = write(lf->fd, buf, len);
 		if (n < 0) {
@@ -77,6 +70,44 @@ int logfile_write(struct logfile *lf, const char *buf, size_t len)
 		buf += n;
 		len -= (size_t)n;
 		lf->size += n;
+	}
+	return 0;
+}
+
+/* One read of a worker's pipe may hold many lines (a burst, or drover
+ * busy for a moment): the whole lines that still fit go to this file, the
+ * rest after a rotation, so no file passes maxbytes unless a single line
+ * is longer than maxbytes. A write without a line end that does not fit
+ * rotates first, as before. */
+int logfile_write(struct logfile *lf, const char *buf, size_t len)
+{
+	if (lf->fd < 0)
+		return -EBADF;
+	while (len) {
+		size_t take = len;
+		if (lf->maxbytes > 0 && lf->size + (long long)len > lf->maxbytes) {
+			long long room = lf->maxbytes - lf->size;
+			const char *nl =
+			    room > 0 ? memrchr(buf, '\n', (size_t)room < len ? (size_t)room : len) : NULL;
+			if (nl) {
+				take = (size_t)(nl - buf) + 1;
+			} else if (lf->size > 0) {
+				int rc = rotate(lf);
+				if (rc < 0)
+					return rc;
+				continue;
+			} else {
+				/* a fresh file and a first line longer than maxbytes:
+				 * that line whole, then the rest */
+				nl = memchr(buf, '\n', len);
+				take = nl ? (size_t)(nl - buf) + 1 : len;
+			}
+		}
+		int rc = write_all(lf, buf, take);
+		if (rc < 0)
+			return rc;
+		buf += take;
+		len -= take;
 	}
 	return 0;
 }

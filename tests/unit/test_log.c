@@ -146,6 +146,50 @@ static void test_rotation_without_backups_truncates(void **state)
 	free(dir);
 }
 
+/* One write holding many lines (a worker's burst read at once): the lines
+ * that fit stay in the file, the rest go to the next, none is cut, and no
+ * file passes maxbytes. */
+static void test_rotation_splits_a_burst_at_line_ends(void **state)
+{
+	(void)state;
+	char *dir = tmpdir();
+	char path[256], name[300];
+	snprintf(path, sizeof(path), "%s/burst.log", dir);
+	struct logfile lf;
+	assert_int_equal(logfile_open(&lf, path, 100, 2), 0);
+	char line[31];
+	memset(line, 'a', 29);
+	line[29] = '\n';
+	assert_int_equal(logfile_write(&lf, line, 30), 0);
+	char burst[4 * 30 + 1];
+	for (int i = 0; i < 4; i++)
+		memcpy(burst + 30 * i, line, 30);
+	assert_int_equal(logfile_write(&lf, burst, 4 * 30), 0);
+	/* 30 + 60 fit in the first file; the last 60 go to the next */
+	logfile_backup_name(path, 1, name, sizeof(name));
+	assert_int_equal(file_size(name), 90);
+	assert_int_equal(file_size(path), 60);
+	/* a burst of 9 lines (270 bytes) into a file of 60: 30 more fit, then
+	 * 3 lines per file */
+	char big[9 * 30];
+	for (int i = 0; i < 9; i++)
+		memcpy(big + 30 * i, line, 30);
+	assert_int_equal(logfile_write(&lf, big, sizeof(big)), 0);
+	logfile_close(&lf);
+	logfile_backup_name(path, 2, name, sizeof(name));
+	assert_int_equal(file_size(name), 90);
+	logfile_backup_name(path, 1, name, sizeof(name));
+	assert_int_equal(file_size(name), 90);
+	assert_int_equal(file_size(path), 60);
+	for (int i = 1; i <= 2; i++) {
+		logfile_backup_name(path, i, name, sizeof(name));
+		unlink(name);
+	}
+	unlink(path);
+	rmdir(dir);
+	free(dir);
+}
+
 static void test_ring(void **state)
 {
 	(void)state;
@@ -208,6 +252,7 @@ int main(void)
 	    cmocka_unit_test(test_truncation_keeps_newline),
 	    cmocka_unit_test(test_rotation),
 	    cmocka_unit_test(test_rotation_without_backups_truncates),
+	    cmocka_unit_test(test_rotation_splits_a_burst_at_line_ends),
 	    cmocka_unit_test(test_ring),
 	    cmocka_unit_test(test_timers_fire_in_deadline_order),
 	};
