@@ -104,8 +104,12 @@ class Logs(unittest.TestCase):
         d = Drover(self, "notail")
         d.write_config(program("talker", tw("print", 3), startsecs=0))
         d.start()
-        out = d.log_path("talker", "stdout")
-        poll(lambda: (read(out) or "").count("\n") == 3, 10)
+        out, err = d.log_path("talker", "stdout"), d.log_path("talker", "stderr")
+        # both streams read by drover before it stops, or a line it would have
+        # wrongly echoed may simply not have come yet (and the test pass)
+        self.assertTrue(poll(lambda: (read(out) or "").count("\n") == 3 and
+                             (read(err) or "").count("\n") == 3, 10),
+                        f"talker's 3+3 lines never reached {out} and {err}\n" + d.context())
         d.assert_clean_exit(d.stop())
         self.assertEqual([e["_raw"] for e in d.snapshot() if e.get("_format") != "logfmt"], [],
                          "without --tail stdout holds only logfmt events")
