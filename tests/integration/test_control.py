@@ -637,7 +637,8 @@ class PauseKillLog(unittest.TestCase):
         d.write_config(program("b", script, startsecs=0, stopasgroup=True))
         d.start()
         c = Control(d)
-        poll(lambda: "last" in c.request("log", "b").get("lines", []), 5)
+        self.assertTrue(poll(lambda: "last" in c.request("log", "b").get("lines", []), 10),
+                        f"the script's last line never came: {c.request('log', 'b')}")
         lines = c.ok("log", "b")["lines"]
         self.assertEqual(len(lines), 3, f"3 lines written, log shows {lines}")
         self.assertEqual((lines[0], lines[2]), ("first", "last"))
