@@ -3,6 +3,7 @@
 #ifndef DROVER_LOGFILE_H
 #define DROVER_LOGFILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct logfile {
@@ -11,6 +12,9 @@ struct logfile {
 	long long size;     /* bytes in the current file */
 	long long maxbytes; /* 0 = never rotate */
 	int backups;
+	/* A regular file. A device or a pipe (/dev/null, /dev/stdout) is
+	 * never rotated: renaming it would move the device node. */
+	bool rotatable;
 };
 
 /* Returns 0 or -errno. Creates the file (0644) if needed. */

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,9 @@ static int open_fd(struct logfile *lf)
 	if (lf->fd < 0)
 		return -errno;
 	struct stat st;
-	lf->size = fstat(lf->fd, &st) == 0 ? st.st_size : 0;
+	bool known = fstat(lf->fd, &st) == 0;
+	lf->size = known ? st.st_size : 0;
+	lf->rotatable = known && S_ISREG(st.st_mode);
 	return 0;
 }
 
@@ -83,18 +86,24 @@ int logfile_write(struct logfile *lf, const char *buf, size_t len)
 {
 	if (lf->fd < 0)
 		return -EBADF;
+	bool stuck = false; /* a rotation that left the file as it was */
 	while (len) {
 		size_t take = len;
-		if (lf->maxbytes > 0 && lf->size + (long long)len > lf->maxbytes) {
+		if (lf->maxbytes > 0 && lf->rotatable && !stuck &&
+		    lf->size + (long long)len > lf->maxbytes) {
 			long long room = lf->maxbytes - lf->size;
 			const char *nl =
-			    room > 0 ? memrchr(buf, '\n', (size_t)room < len ? (size_t)room : len) : NULL;
+			    room > 0 ? memrchr(buf, '\n', (size_t)room < len ? (size_t)room : len)
+			             : NULL;
 			if (nl) {
 				take = (size_t)(nl - buf) + 1;
 			} else if (lf->size > 0) {
 				int rc = rotate(lf);
 				if (rc < 0)
 					return rc;
+				/* the rename failed (a directory we may not write):
+				 * the rest goes to the file as it is */
+				stuck = lf->size > 0;
 				continue;
 			} else {
 				/* a fresh file and a first line longer than maxbytes:

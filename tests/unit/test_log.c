@@ -1,4 +1,5 @@
 /* Events, log rotation, the output ring, the loop's timers. */
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -190,6 +191,67 @@ static void test_rotation_splits_a_burst_at_line_ends(void **state)
 	free(dir);
 }
 
+/* A log path that is a device (here a symlink to /dev/null; as root a
+ * stdout_logfile = /dev/null) is never rotated: a rename would move the
+ * device node itself. */
+static void test_a_device_is_not_rotated(void **state)
+{
+	(void)state;
+	char *dir = tmpdir();
+	char path[256], name[300];
+	snprintf(path, sizeof(path), "%s/null.log", dir);
+	assert_int_equal(symlink("/dev/null", path), 0);
+	struct logfile lf;
+	assert_int_equal(logfile_open(&lf, path, 100, 2), 0);
+	char chunk[70];
+	memset(chunk, 'z', sizeof(chunk));
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(logfile_write(&lf, chunk, sizeof(chunk)), 0);
+	logfile_close(&lf);
+	char target[64];
+	ssize_t n = readlink(path, target, sizeof(target) - 1);
+	assert_true(n > 0);
+	target[n] = '\0';
+	assert_string_equal(target, "/dev/null");
+	logfile_backup_name(path, 1, name, sizeof(name));
+	assert_int_equal(file_size(name), -1);
+	unlink(path);
+	rmdir(dir);
+	free(dir);
+}
+
+/* A rotation whose rename fails leaves the same file open; the write goes
+ * on into it, whole, instead of rotating again and again. Here the backup's
+ * name is one byte longer than NAME_MAX (a failure root cannot bypass, as
+ * it bypasses a directory's mode). */
+static void test_a_rotation_that_cannot_rename_writes_on(void **state)
+{
+	(void)state;
+	char *dir = tmpdir();
+	char path[512], name[600];
+	char base[NAME_MAX - 1 + 1];
+	memset(base, 'n', NAME_MAX - 1);
+	base[NAME_MAX - 1] = '\0';
+	snprintf(path, sizeof(path), "%s/%s", dir, base);
+	struct logfile lf;
+	assert_int_equal(logfile_open(&lf, path, 100, 2), 0);
+	char line[30];
+	memset(line, 'a', 29);
+	line[29] = '\n';
+	char burst[10 * 30];
+	for (int i = 0; i < 10; i++)
+		memcpy(burst + 30 * i, line, 30);
+	assert_int_equal(logfile_write(&lf, burst, 60), 0);
+	assert_int_equal(logfile_write(&lf, burst, sizeof(burst)), 0);
+	logfile_close(&lf);
+	assert_int_equal(file_size(path), 60 + (long long)sizeof(burst));
+	logfile_backup_name(path, 1, name, sizeof(name));
+	assert_int_equal(file_size(name), -1);
+	unlink(path);
+	rmdir(dir);
+	free(dir);
+}
+
 static void test_ring(void **state)
 {
 	(void)state;
@@ -253,6 +315,8 @@ int main(void)
 	    cmocka_unit_test(test_rotation),
 	    cmocka_unit_test(test_rotation_without_backups_truncates),
 	    cmocka_unit_test(test_rotation_splits_a_burst_at_line_ends),
+	    cmocka_unit_test(test_a_device_is_not_rotated),
+	    cmocka_unit_test(test_a_rotation_that_cannot_rename_writes_on),
 	    cmocka_unit_test(test_ring),
 	    cmocka_unit_test(test_timers_fire_in_deadline_order),
 	};
