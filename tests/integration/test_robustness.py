@@ -103,23 +103,28 @@ class Robustness(unittest.TestCase):
                         "the first 100 exits\n" + d.context())
         baseline = stopped_fds()
         c.ctl_ok("start", "blink")
-        target = 3000
+        # 3000 exits, or as many as 90 s allow: ~15 s here, but on one
+        # loaded core 2887 came in 90 s. A leak of one fd per restart shows
+        # after 1000 as well as after 3000; fewer than 1000 in 90 s (11 a
+        # second) is drover stuck, not a slow machine.
+        target, least = 3000, 1000
         samples = []
 
         def enough():
             samples.append(len(fd_list(d.pid)))
             return len(d.events_named("exit")) >= target
         t0 = time.monotonic()
-        ok = poll(enough, 90, interval=0.05)
+        poll(enough, 90, interval=0.05)
         took = time.monotonic() - t0
-        self.assertTrue(ok, f"only {len(d.events_named('exit'))} exits in {took:.0f}s\n"
-                        + d.context())
+        done = len(d.events_named("exit"))
+        self.assertGreaterEqual(done, least, f"only {done} exits in {took:.0f}s\n"
+                                + d.context())
         # a live worker holds a pidfd and its pipes; a spawn briefly a few more
         self.assertLessEqual(max(samples), len(baseline) + 4 * 8,
                              f"drover's fds while workers restarted: {samples[::20]}")
         after = stopped_fds()
         if len(after) != len(baseline):
-            self.fail(f"{len(after)} fds after {target} restarts, {len(baseline)} after "
+            self.fail(f"{len(after)} fds after {done} restarts, {len(baseline)} after "
                       f"the first 100; new by kind: {new_fds_by_kind(baseline, after)}")
         self.assertEqual([e for e in d.events_named("state") if e.get("to") == "FATAL"], [],
                          "fatal_after = 0 disables the limit\n" + d.context())
