@@ -41,7 +41,7 @@ class Lifecycle(unittest.TestCase):
         self.assertTrue(alive(new), f"new worker pid {new} is not alive\n" + d.context())
         self.assertFalse(alive(old), f"old worker pid {old} still alive")
         # the first exit in the fatal_after window restarts at once
-        starting = d.wait_state("w", "STARTING", 1, after)
+        starting = d.wait_state("w", "STARTING", 10, after)
         self.assertLess(starting["_ts"] - ex["_ts"], LATE,
                         "first exit after RUNNING must restart at once\n" + d.context())
         d.assert_clean_exit(d.stop())

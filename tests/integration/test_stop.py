@@ -19,7 +19,7 @@ def wait_children(test, d, worker_pid, n, timeout=10):
 
 
 def assert_all_gone(test, d, pids, what):
-    left = poll(lambda: not [p for p in pids if alive(p)], 2)
+    left = poll(lambda: not [p for p in pids if alive(p)], 10)
     if not left:
         test.fail(f"{what} still alive:\n" +
                   "\n".join("  " + describe(p) for p in pids if alive(p)) + "\n" + d.context())
