@@ -95,6 +95,19 @@ static long long file_size(const char *path)
 	return stat(path, &st) == 0 ? st.st_size : -1;
 }
 
+/* The live file, its backups 1..backups and the directory: gone. */
+static void remove_logs(char *dir, const char *path, int backups)
+{
+	char name[600];
+	for (int i = 1; i <= backups; i++) {
+		logfile_backup_name(path, i, name, sizeof(name));
+		unlink(name);
+	}
+	unlink(path);
+	rmdir(dir);
+	free(dir);
+}
+
 static void test_rotation(void **state)
 {
 	(void)state;
@@ -116,13 +129,7 @@ static void test_rotation(void **state)
 	assert_int_equal(file_size(name), 60);
 	logfile_backup_name(path, 3, name, sizeof(name));
 	assert_int_equal(file_size(name), -1);
-	for (int i = 1; i <= 2; i++) {
-		logfile_backup_name(path, i, name, sizeof(name));
-		unlink(name);
-	}
-	unlink(path);
-	rmdir(dir);
-	free(dir);
+	remove_logs(dir, path, 2);
 }
 
 static void test_rotation_without_backups_truncates(void **state)
@@ -142,9 +149,7 @@ static void test_rotation_without_backups_truncates(void **state)
 	logfile_backup_name(path, 1, name, sizeof(name));
 	assert_string_equal(name + strlen(path), ".1");
 	assert_int_equal(file_size(name), -1);
-	unlink(path);
-	rmdir(dir);
-	free(dir);
+	remove_logs(dir, path, 0);
 }
 
 /* One write holding many lines (a worker's burst read at once): the lines
@@ -182,13 +187,7 @@ static void test_rotation_splits_a_burst_at_line_ends(void **state)
 	logfile_backup_name(path, 1, name, sizeof(name));
 	assert_int_equal(file_size(name), 90);
 	assert_int_equal(file_size(path), 60);
-	for (int i = 1; i <= 2; i++) {
-		logfile_backup_name(path, i, name, sizeof(name));
-		unlink(name);
-	}
-	unlink(path);
-	rmdir(dir);
-	free(dir);
+	remove_logs(dir, path, 2);
 }
 
 /* A log path that is a device (here a symlink to /dev/null; as root a
@@ -215,9 +214,7 @@ static void test_a_device_is_not_rotated(void **state)
 	assert_string_equal(target, "/dev/null");
 	logfile_backup_name(path, 1, name, sizeof(name));
 	assert_int_equal(file_size(name), -1);
-	unlink(path);
-	rmdir(dir);
-	free(dir);
+	remove_logs(dir, path, 0);
 }
 
 /* A rotation whose rename fails leaves the same file open; the write goes
@@ -247,9 +244,7 @@ static void test_a_rotation_that_cannot_rename_writes_on(void **state)
 	assert_int_equal(file_size(path), 60 + (long long)sizeof(burst));
 	logfile_backup_name(path, 1, name, sizeof(name));
 	assert_int_equal(file_size(name), -1);
-	unlink(path);
-	rmdir(dir);
-	free(dir);
+	remove_logs(dir, path, 0);
 }
 
 static void test_ring(void **state)
