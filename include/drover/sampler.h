@@ -24,7 +24,7 @@ struct sampler {
 	double boot_wall;        /* wall-clock seconds at boot, for start times */
 	struct proc_table table; /* the last tick's processes */
 	size_t cap;
-	double when; /* monotonic seconds of the last read */
+	double when; /* monotonic seconds of the last read (the reap's midpoint) */
 	/* system line */
 	double load[3];
 	double cpu;                             /* busy % of all CPUs, -1 before two reads */
@@ -33,8 +33,9 @@ struct sampler {
 
 /* 0, or -1 with a sentence in err (e.g. /proc is not mounted). */
 int sampler_open(struct sampler *s, char *err, size_t errlen);
-/* One tick. 0, or -1 with a sentence in err; the table is then empty. */
-int sampler_read(struct sampler *s, double now, char *err, size_t errlen);
+/* One tick, stamped in `when`. 0, or -1 with a sentence in err; the table
+ * is then empty. */
+int sampler_read(struct sampler *s, char *err, size_t errlen);
 void sampler_close(struct sampler *s);
 
 #endif

@@ -175,14 +175,15 @@ static void emit_metrics(struct supervisor *sup)
 
 static void tick(struct supervisor *sup)
 {
-	double now = supervisor_now();
 	char err[256];
-	if (sampler_read(&sup->sampler, now, err, sizeof(err)) < 0) {
+	if (sampler_read(&sup->sampler, err, sizeof(err)) < 0) {
 		struct event e;
 		event_init(&e, EVENT_WARN, "metrics");
 		event_str(&e, "error", err);
 		supervisor_emit(sup, &e);
 	}
+	/* the same clock as supervisor_now (CLOCK_MONOTONIC) */
+	double now = sup->sampler.when;
 	sup->last_sample = now;
 	for (size_t i = 0; i < sup->ngroups; i++)
 		for (size_t j = 0; j < sup->groups[i]->nworkers; j++)
